@@ -1,0 +1,1 @@
+//! tarsfork-shm: placeholder, built by the shared-memory table issue.

@@ -1,0 +1,1 @@
+//! The Tars config format (being written).

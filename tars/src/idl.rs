@@ -1,1 +1,0 @@
-//! (idl: being written)

@@ -1,1 +1,1579 @@
-//! Settings (being written).
+//! ONE settings struct for everything the server reads from its Tars config.
+//!
+//! Every key is described once, in [`SETTINGS_KEYS`] (keys of `<application>`,
+//! `<server>` and `<client>`) and [`ADAPTER_KEYS`] (keys of each `<…Adapter>` block).
+//! A descriptor names the key, its block, its type and unit, its default and meaning,
+//! an example value, and the setter that stores the parsed value; the parser and the
+//! README table ([`docs_table_markdown`]) are both driven by these tables.
+//!
+//! Rules the tables share:
+//! - Durations: a bare number is in the key's own unit — seconds for the swoole keys
+//!   (`max_wait_time`, `request_timeout`, `worker_timeout`, as swoole uses), milliseconds
+//!   for the Tars keys (`*-timeout`, `*-interval`, `queuetimeout`). An explicit `ms` or
+//!   `s` suffix is always accepted (`max_wait_time=500ms`). The endpoint `-t` stays a
+//!   bare number of milliseconds, because other Tars tools read the same string.
+//! - Sizes: bytes, or a number with `K`, `M`, `G` (1024-based, as TarsCpp), e.g. `15M`.
+//! - Flags: `0`/`1` (also `n`/`y`, `no`/`yes`, `false`/`true`, `off`/`on`).
+//! - An empty value for a text, path, endpoint or object key means "not set".
+//! - Unknown keys are tolerated (tarsnode writes many that only TarsCpp uses) and kept,
+//!   with their line, in [`Settings::unknown_keys`]; the caller logs them once at start.
+//!   Unknown child blocks of `<server>` whose name does not end in `Adapter` are listed
+//!   there too, as `<name>`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::{
+    Block, ConfigError, ConfigTree, Endpoint, Entry, Location, ObjectRef, Transport,
+};
+
+/// Block path of `<application>` from the root.
+pub const APPLICATION_PATH: [&str; 2] = ["tars", "application"];
+/// Block path of `<server>` from the root.
+pub const SERVER_PATH: [&str; 3] = ["tars", "application", "server"];
+/// Block path of `<client>` from the root.
+pub const CLIENT_PATH: [&str; 3] = ["tars", "application", "client"];
+
+/// Upper bound on worker and task worker counts: a typo like `worker_num=40000` must
+/// not fork the machine to death.
+pub const MAX_PROCESSES: u64 = 1024;
+
+/// Longest duration any key accepts (one year), so that `now + duration` can never
+/// overflow in the code that uses it.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// File label used in messages about the embedded default settings.
+const EMBEDDED_LABEL: &str = "<embedded default>";
+
+/// Log levels, in TarsCpp's order (each level includes the ones before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    /// Log nothing.
+    None,
+    /// Errors only.
+    Error,
+    /// Warnings and errors.
+    Warn,
+    /// Informational messages and above.
+    Info,
+    /// Debug messages and above.
+    Debug,
+    /// Framework tracing and everything else (TarsCpp's `TARS` level).
+    Tars,
+}
+
+impl LogLevel {
+    /// The level as written in configs and in `tars.setloglevel`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::None => "NONE",
+            LogLevel::Error => "ERROR",
+            LogLevel::Warn => "WARN",
+            LogLevel::Info => "INFO",
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Tars => "TARS",
+        }
+    }
+
+    /// Parses a level name, case-insensitively.
+    pub fn parse(text: &str) -> Option<LogLevel> {
+        let levels = [
+            LogLevel::None,
+            LogLevel::Error,
+            LogLevel::Warn,
+            LogLevel::Info,
+            LogLevel::Debug,
+            LogLevel::Tars,
+        ];
+        levels
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an adapter speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// Tars RPC (`protocol=tars`).
+    Tars,
+    /// Anything else; served as HTTP/1.1 by tarsfork (`protocol=not_tars`).
+    NotTars,
+}
+
+impl Protocol {
+    /// The word as written in configs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tars => "tars",
+            Protocol::NotTars => "not_tars",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `<…Adapter>` block of `<server>`: a listener and how to serve it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterSettings {
+    /// The block name, e.g. `TestApp.HelloServer.HttpObjAdapter` (what keepAlive reports).
+    pub name: String,
+    /// Where to listen; its `-t` is the idle timeout of a connection.
+    pub endpoint: Endpoint,
+    /// `tars` or `not_tars`.
+    pub protocol: Protocol,
+    /// Full servant name, e.g. `TestApp.HelloServer.HttpObj`.
+    pub servant: String,
+    /// TarsCpp handler threads; tarsfork uses the largest as the default `worker_num`.
+    pub threads: usize,
+    /// Most connections open at once on this adapter (per worker process).
+    pub maxconns: usize,
+    /// Most requests queued (Tars: waiting for a handler) before refusing more.
+    pub queuecap: usize,
+    /// How long a queued request may wait before it is dropped.
+    pub queuetimeout: Duration,
+    /// Client IPs allowed to connect: addresses or IPv4 patterns like `10.0.*.*`;
+    /// empty means everyone.
+    pub allow: Vec<String>,
+    /// Line of the block's `<name>` in the config file, `None` for built-in settings.
+    pub line: Option<usize>,
+}
+
+impl AdapterSettings {
+    /// The connection idle timeout (the endpoint's `-t`).
+    pub fn idle_timeout(&self) -> Duration {
+        self.endpoint.timeout()
+    }
+
+    /// True when a client at `ip` may connect (the `allow` list is empty or matches).
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.allow.is_empty() || self.allow.iter().any(|p| ip_matches(p, ip))
+    }
+}
+
+/// The `<client>` block: how this server calls other Tars services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// The registry (`tars.tarsregistry.QueryObj@…`) that resolves object names.
+    pub locator: Option<ObjectRef>,
+    /// The stat service (`tars.tarsstat.StatObj`).
+    pub stat: Option<ObjectRef>,
+    /// The property service (`tars.tarsproperty.PropertyObj`).
+    pub property: Option<ObjectRef>,
+    /// Time between stat/property reports.
+    pub report_interval: Duration,
+    /// Time between re-resolutions of object endpoints through the locator.
+    pub refresh_endpoint_interval: Duration,
+    /// Timeout of a synchronous call.
+    pub sync_invoke_timeout: Duration,
+    /// Timeout of an asynchronous call.
+    pub async_invoke_timeout: Duration,
+    /// TarsCpp async callback threads (kept for reference; tarsfork has no such threads).
+    pub asyncthread: usize,
+    /// The module name this server reports in client-side stats.
+    pub modulename: String,
+}
+
+/// A key (or block) the settings do not know, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownKey {
+    /// Where it was found, e.g. `<server>` or `<TestApp.HelloServer.HttpObjAdapter>`.
+    pub block: String,
+    /// The key, or `<name>` for an unknown block.
+    pub key: String,
+    /// Its line in the config file.
+    pub line: usize,
+}
+
+impl fmt::Display for UnknownKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}: {} in {} is not a tarsfork setting (ignored)",
+            self.line, self.key, self.block
+        )
+    }
+}
+
+/// Everything the server reads from its config. Build it with [`Settings::from_file`],
+/// [`Settings::from_tree`] or [`Settings::embedded_default`]; the meaning and default of
+/// each field is in [`SETTINGS_KEYS`] / [`ADAPTER_KEYS`] (and in README's table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The config file these came from; `None` for the embedded default.
+    pub source: Option<PathBuf>,
+    /// `enableset`: set routing on.
+    pub enableset: bool,
+    /// `setdivision`: the set name (`None` for `NULL` / unset).
+    pub setdivision: Option<String>,
+    /// `app`: the application name.
+    pub app: String,
+    /// `server`: the server name.
+    pub server: String,
+    /// `node`: where keepAlive goes (tarsnode's ServerObj).
+    pub node: Option<ObjectRef>,
+    /// `nodename`: the node's name (its IP).
+    pub nodename: Option<String>,
+    /// `localip`: this machine's IP as the platform knows it.
+    pub localip: Option<String>,
+    /// `local`: the admin endpoint (AdminObj).
+    pub local: Option<Endpoint>,
+    /// `basepath`: install dir of the executable.
+    pub basepath: Option<PathBuf>,
+    /// `datapath`: data dir (pid file, shared memory names...).
+    pub datapath: PathBuf,
+    /// `logpath`: log root; `None` logs to stderr.
+    pub logpath: Option<PathBuf>,
+    /// `logsize`: bytes before a log file is rotated.
+    pub logsize: u64,
+    /// `lognum`: rotated log files kept.
+    pub lognum: usize,
+    /// `logLevel` / `loglevel`.
+    pub loglevel: LogLevel,
+    /// `config`: the tarsconfig object.
+    pub config: Option<ObjectRef>,
+    /// `notify`: the tarsnotify object.
+    pub notify: Option<ObjectRef>,
+    /// `log`: the tarslog object.
+    pub log: Option<ObjectRef>,
+    /// `deactivating-timeout`: how long `stop` waits for the master to exit.
+    pub deactivating_timeout: Duration,
+    /// `activating-timeout`: how long a daemonizing `start` waits for readiness.
+    pub activating_timeout: Duration,
+    /// `worker_num`: event worker processes.
+    pub worker_num: usize,
+    /// `task_worker_num`: task worker processes.
+    pub task_worker_num: usize,
+    /// `daemonize`: run in the background.
+    pub daemonize: bool,
+    /// `max_request`: requests after which a worker is recycled (0 = never).
+    pub max_request: u64,
+    /// `max_request_grace`: random extra requests (0..=grace) added per worker.
+    pub max_request_grace: u64,
+    /// `max_wait_time`: how long a graceful stop/reload waits before KILL.
+    pub max_wait_time: Duration,
+    /// `request_timeout`: a request running longer gets its worker killed (0 = off).
+    pub request_timeout: Duration,
+    /// `worker_timeout`: a worker whose heartbeat is older is killed (0 = off).
+    pub worker_timeout: Duration,
+    /// `pid_file`: the master's locked pid file.
+    pub pid_file: PathBuf,
+    /// `backlog`: listen backlog of every listener.
+    pub backlog: u32,
+    /// `keepalive-interval`: time between keepAlive reports to the node.
+    pub keepalive_interval: Duration,
+    /// The `<…Adapter>` blocks of `<server>`, in file order.
+    pub adapters: Vec<AdapterSettings>,
+    /// The `<client>` block.
+    pub client: ClientSettings,
+    /// Keys present in the file that tarsfork does not use.
+    unknown: Vec<UnknownKey>,
+    /// Line of each key that came from the file (canonical key → line), for
+    /// messages from [`Settings::validate`].
+    key_lines: HashMap<&'static str, usize>,
+}
+
+impl Settings {
+    /// Reads and parses the Tars config at `path` and validates the result.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Settings, ConfigError> {
+        Settings::from_tree(&ConfigTree::load(path)?)
+    }
+
+    /// Settings from a parsed config tree (validated).
+    pub fn from_tree(tree: &ConfigTree) -> Result<Settings, ConfigError> {
+        let file = tree.file();
+        let application = tree
+            .block(&APPLICATION_PATH)
+            .ok_or_else(|| ConfigError::Missing {
+                at: Location::file(file).into(),
+                what: "the <tars><application> block".into(),
+                fix:
+                    "a Tars config is <tars><application><server>…</server></application></tars>; \
+                          see the example in README"
+                        .into(),
+            })?;
+        let server = application
+            .child("server")
+            .ok_or_else(|| ConfigError::Missing {
+                at: tree.at(application.line()).into(),
+                what: "<server> in <tars><application>".into(),
+                fix: "add a <server> block with app=, server= and an adapter block".into(),
+            })?;
+        let mut s = Settings::base(Some(file.to_path_buf()));
+        let mut reader = Reader {
+            tree,
+            seen: Vec::new(),
+        };
+
+        reader.apply_keys(&mut s, application, Scope::Application)?;
+        for child in application.children() {
+            if child.name() != "server" && child.name() != "client" {
+                s.unknown.push(unknown_block("<application>", child));
+            }
+        }
+        reader.apply_keys(&mut s, server, Scope::Server)?;
+        if let Some(client) = application.child("client") {
+            reader.apply_keys(&mut s, client, Scope::Client)?;
+        }
+        for child in server.children() {
+            if child.name().ends_with("Adapter") {
+                let adapter = reader.adapter(&mut s, child)?;
+                s.adapters.push(adapter);
+            } else {
+                s.unknown.push(unknown_block("<server>", child));
+            }
+        }
+        for (key, value) in [("app", &s.app), ("server", &s.server)] {
+            if value.is_empty() {
+                return Err(ConfigError::Missing {
+                    at: tree.at(server.line()).into(),
+                    what: format!("{key}= in <server>"),
+                    fix: format!("add e.g. {key}={}", descriptor_example(key)),
+                });
+            }
+        }
+        s.key_lines = reader.seen.iter().map(|&(key, line)| (key, line)).collect();
+        s.derive_defaults(|key| reader.seen.iter().any(|&(k, _)| k == key));
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// The no-config demo: `TarsFork.Demo`, one `not_tars` adapter on
+    /// `tcp -h 127.0.0.1 -p 8080 -t 60000`, 2 workers, 1 task worker, foreground,
+    /// logging to stderr, data in a per-user dir under the system temp dir.
+    pub fn embedded_default() -> Settings {
+        let mut s = Settings::base(None);
+        s.app = "TarsFork".into();
+        s.server = "Demo".into();
+        let mut endpoint = Endpoint::new(Transport::Tcp, "127.0.0.1", 8080);
+        endpoint.timeout_ms = Some(60_000);
+        s.adapters.push(AdapterSettings {
+            name: "TarsFork.Demo.HttpObjAdapter".into(),
+            endpoint,
+            protocol: Protocol::NotTars,
+            servant: "TarsFork.Demo.HttpObj".into(),
+            threads: 2,
+            // TarsCpp's default of 128 would refuse a 256-connection benchmark.
+            maxconns: 100_000,
+            queuecap: 10_000,
+            queuetimeout: Duration::from_millis(60_000),
+            allow: Vec::new(),
+            line: None,
+        });
+        s.worker_num = 2;
+        s.task_worker_num = 1;
+        s.derive_defaults(|key| key == "worker_num");
+        s
+    }
+
+    /// The defaults of every key with a fixed default; required and derived keys are
+    /// empty here and filled by the caller / [`Settings::derive_defaults`].
+    fn base(source: Option<PathBuf>) -> Settings {
+        Settings {
+            source,
+            enableset: false,
+            setdivision: None,
+            app: String::new(),
+            server: String::new(),
+            node: None,
+            nodename: None,
+            localip: None,
+            local: None,
+            basepath: None,
+            datapath: default_datapath(),
+            logpath: None,
+            logsize: 50 * 1024 * 1024,
+            lognum: 10,
+            loglevel: LogLevel::Info,
+            config: None,
+            notify: None,
+            log: None,
+            deactivating_timeout: Duration::from_millis(3000),
+            activating_timeout: Duration::from_millis(60_000),
+            worker_num: 1,
+            task_worker_num: 1,
+            daemonize: false,
+            max_request: 0,
+            max_request_grace: 0,
+            max_wait_time: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(60),
+            worker_timeout: Duration::from_secs(30),
+            pid_file: PathBuf::new(),
+            backlog: 511,
+            keepalive_interval: Duration::from_millis(10_000),
+            adapters: Vec::new(),
+            client: ClientSettings {
+                locator: None,
+                stat: None,
+                property: None,
+                report_interval: Duration::from_millis(60_000),
+                refresh_endpoint_interval: Duration::from_millis(60_000),
+                sync_invoke_timeout: Duration::from_millis(3000),
+                async_invoke_timeout: Duration::from_millis(5000),
+                asyncthread: 3,
+                modulename: String::new(),
+            },
+            unknown: Vec::new(),
+            key_lines: HashMap::new(),
+        }
+    }
+
+    /// Fills the keys whose default depends on other keys, unless `was_set(key)`.
+    fn derive_defaults(&mut self, was_set: impl Fn(&str) -> bool) {
+        if !was_set("worker_num") {
+            let threads = self.adapters.iter().map(|a| a.threads).max().unwrap_or(1);
+            self.worker_num = threads.clamp(1, MAX_PROCESSES as usize);
+        }
+        if !was_set("max_request_grace") {
+            self.max_request_grace = self.max_request / 2;
+        }
+        if !was_set("pid_file") {
+            self.pid_file = PathBuf::from(format!("{}.pid", self.full_name()));
+        }
+        // A relative pid_file (and the default) lives in the data dir.
+        if self.pid_file.is_relative() {
+            self.pid_file = self.datapath.join(&self.pid_file);
+        }
+        if !was_set("modulename") {
+            self.client.modulename = self.full_name();
+        }
+    }
+
+    /// `App.Server`, the name the platform knows this server by.
+    pub fn full_name(&self) -> String {
+        format!("{}.{}", self.app, self.server)
+    }
+
+    /// The server's log file: `<logpath>/<App>/<Server>/<App>.<Server>.log`, or `None`
+    /// when logging to stderr.
+    pub fn log_file(&self) -> Option<PathBuf> {
+        self.logpath.as_ref().map(|root| {
+            root.join(&self.app)
+                .join(&self.server)
+                .join(format!("{}.log", self.full_name()))
+        })
+    }
+
+    /// Keys and blocks in the file that tarsfork ignored, in file order per block.
+    /// The caller logs them once at start (one line each, via their `Display`).
+    pub fn unknown_keys(&self) -> &[UnknownKey] {
+        &self.unknown
+    }
+
+    /// The adapter called `name`.
+    pub fn adapter(&self, name: &str) -> Option<&AdapterSettings> {
+        self.adapters.iter().find(|a| a.name == name)
+    }
+
+    /// Checks that the settings fit together: names usable in file names, at least one
+    /// adapter, worker counts in range, no two listeners on one address, a task worker
+    /// for the heartbeat when running under tarsnode. Called by [`Settings::from_tree`];
+    /// call it again after changing fields in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [("app", &self.app), ("server", &self.server)] {
+            let bad = value.is_empty()
+                || value
+                    .chars()
+                    .any(|c| c == '/' || c.is_whitespace() || c.is_control());
+            if bad {
+                return Err(self.invalid(
+                    key,
+                    format!(
+                        "{key}={value:?}: expected a non-empty name without spaces or '/', \
+                         e.g. {key}={}",
+                        descriptor_example(key)
+                    ),
+                ));
+            }
+        }
+        if self.adapters.is_empty() {
+            return Err(ConfigError::Missing {
+                at: self.at(None).into(),
+                what: "an adapter block in <server>".into(),
+                fix: format!(
+                    "add e.g. <{0}.HttpObjAdapter> endpoint=tcp -h 127.0.0.1 -p 8080 -t 60000 \
+                     protocol=not_tars </{0}.HttpObjAdapter> inside <server>",
+                    self.full_name()
+                ),
+            });
+        }
+        if self.worker_num == 0 || self.worker_num as u64 > MAX_PROCESSES {
+            return Err(self.invalid(
+                "worker_num",
+                format!(
+                    "worker_num={}: expected a whole number from 1 to {MAX_PROCESSES}, e.g. worker_num=4",
+                    self.worker_num
+                ),
+            ));
+        }
+        if self.task_worker_num as u64 > MAX_PROCESSES {
+            return Err(self.invalid(
+                "task_worker_num",
+                format!(
+                    "task_worker_num={}: expected a whole number from 0 to {MAX_PROCESSES}, e.g. task_worker_num=1",
+                    self.task_worker_num
+                ),
+            ));
+        }
+        if self.node.is_some() && self.task_worker_num == 0 {
+            return Err(self.invalid(
+                "task_worker_num",
+                "task_worker_num=0 but node= is set: the keepAlive heartbeat to tarsnode runs in \
+                 task worker 0; set task_worker_num=1 or more"
+                    .into(),
+            ));
+        }
+        for (i, a) in self.adapters.iter().enumerate() {
+            let at: Box<Location> = self.at(a.line).into();
+            if a.endpoint.timeout() > MAX_DURATION {
+                return Err(ConfigError::Invalid {
+                    at,
+                    message: format!(
+                        "<{}> endpoint -t {} ms is longer than a year; use e.g. -t 60000",
+                        a.name,
+                        a.endpoint.timeout().as_millis()
+                    ),
+                });
+            }
+            for b in &self.adapters[..i] {
+                if a.endpoint.clashes_with(&b.endpoint) {
+                    return Err(ConfigError::Invalid {
+                        at,
+                        message: format!(
+                            "<{}> listens on {} like <{}>; give each adapter its own -p port",
+                            a.name,
+                            a.endpoint.host_port(),
+                            b.name
+                        ),
+                    });
+                }
+                if a.servant == b.servant {
+                    return Err(ConfigError::Invalid {
+                        at,
+                        message: format!(
+                            "<{}> has servant={} like <{}>; each adapter serves its own servant",
+                            a.name, a.servant, b.name
+                        ),
+                    });
+                }
+            }
+            if let Some(local) = &self.local {
+                if a.endpoint.clashes_with(local) {
+                    return Err(ConfigError::Invalid {
+                        at,
+                        message: format!(
+                            "<{}> listens on {} like the admin endpoint local={local}; use another port",
+                            a.name,
+                            a.endpoint.host_port()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Location of `line` in the source file (or the embedded-default label).
+    fn at(&self, line: Option<usize>) -> Location {
+        let file = self
+            .source
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(EMBEDDED_LABEL));
+        Location {
+            file,
+            line,
+            column: None,
+        }
+    }
+
+    fn invalid(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            at: self.at(self.key_lines.get(key).copied()).into(),
+            message,
+        }
+    }
+}
+
+/// The per-user data dir used when no `datapath` is configured:
+/// `<system temp dir>/tarsfork-<uid>/`.
+pub fn default_datapath() -> PathBuf {
+    let uid = nix::unistd::getuid();
+    std::env::temp_dir().join(format!("tarsfork-{uid}"))
+}
+
+fn unknown_block(parent: &str, block: &Block) -> UnknownKey {
+    UnknownKey {
+        block: parent.to_string(),
+        key: format!("<{}>", block.name()),
+        line: block.line(),
+    }
+}
+
+/// Applies the keys of one block to a target through the descriptor table, keeping
+/// track of which keys the file set (for derived defaults and error lines).
+struct Reader<'t> {
+    tree: &'t ConfigTree,
+    seen: Vec<(&'static str, usize)>,
+}
+
+impl Reader<'_> {
+    fn apply_keys(
+        &mut self,
+        s: &mut Settings,
+        block: &Block,
+        scope: Scope,
+    ) -> Result<(), ConfigError> {
+        for entry in block.entries() {
+            match find_descriptor(SETTINGS_KEYS, scope, entry.key()) {
+                Some(d) => {
+                    d.apply(s, entry, self.tree)?;
+                    self.seen.push((d.key, entry.line()));
+                }
+                None => s.unknown.push(UnknownKey {
+                    block: format!("<{}>", block.name()),
+                    key: entry.key().to_string(),
+                    line: entry.line(),
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    fn adapter(&mut self, s: &mut Settings, block: &Block) -> Result<AdapterSettings, ConfigError> {
+        let mut a = AdapterSettings {
+            name: block.name().to_string(),
+            // Placeholder until `endpoint=` is read; its absence is an error below.
+            endpoint: Endpoint::new(Transport::Tcp, "", 0),
+            protocol: Protocol::Tars,
+            servant: String::new(),
+            threads: 1,
+            maxconns: 128,
+            queuecap: 1024,
+            queuetimeout: Duration::from_millis(10_000),
+            allow: Vec::new(),
+            line: Some(block.line()),
+        };
+        let mut has_endpoint = false;
+        for entry in block.entries() {
+            match find_descriptor(ADAPTER_KEYS, Scope::Adapter, entry.key()) {
+                Some(d) => {
+                    d.apply(&mut a, entry, self.tree)?;
+                    has_endpoint |= d.key == "endpoint" && !entry.value().is_empty();
+                }
+                None => s.unknown.push(UnknownKey {
+                    block: format!("<{}>", block.name()),
+                    key: entry.key().to_string(),
+                    line: entry.line(),
+                }),
+            }
+        }
+        if !has_endpoint {
+            return Err(ConfigError::Missing {
+                at: self.tree.at(block.line()).into(),
+                what: format!("endpoint= in <{}>", block.name()),
+                fix: format!("add e.g. endpoint={}", descriptor_example("endpoint")),
+            });
+        }
+        if a.servant.is_empty() {
+            // `X.Y.HttpObjAdapter` serves `X.Y.HttpObj`, as the platform names them.
+            let base = a.name.strip_suffix("Adapter").unwrap_or(&a.name);
+            a.servant = base.to_string();
+        }
+        Ok(a)
+    }
+}
+
+fn find_descriptor<T>(
+    table: &'static [KeyDescriptor<T>],
+    scope: Scope,
+    key: &str,
+) -> Option<&'static KeyDescriptor<T>> {
+    table
+        .iter()
+        .find(|d| d.scope == scope && (d.key == key || d.aliases.contains(&key)))
+}
+
+/// The example value of a key in the tables (for messages about required keys).
+fn descriptor_example(key: &str) -> &'static str {
+    SETTINGS_KEYS
+        .iter()
+        .map(|d| (d.key, d.example))
+        .chain(ADAPTER_KEYS.iter().map(|d| (d.key, d.example)))
+        .find(|&(k, _)| k == key)
+        .map_or("…", |(_, e)| e)
+}
+
+// ---------------------------------------------------------------------------------
+// The descriptor tables
+// ---------------------------------------------------------------------------------
+
+/// The block a key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `<tars><application>`
+    Application,
+    /// `<tars><application><server>`
+    Server,
+    /// each `<…Adapter>` block inside `<server>`
+    Adapter,
+    /// `<tars><application><client>`
+    Client,
+}
+
+impl Scope {
+    /// The block as shown in docs and messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Scope::Application => "application",
+            Scope::Server => "server",
+            Scope::Adapter => "server → <…Adapter>",
+            Scope::Client => "client",
+        }
+    }
+}
+
+/// The unit of a bare number in a duration key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Milliseconds (Tars keys).
+    Millis,
+    /// Seconds (swoole keys).
+    Seconds,
+}
+
+/// How a key's default is documented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultDoc {
+    /// A fixed value, written as it would be in the config (a unit test checks that
+    /// writing it gives the same settings as leaving the key out).
+    Value(&'static str),
+    /// Computed from other keys; the text says how.
+    Derived(&'static str),
+    /// Not set unless given; the text says what that means.
+    Unset(&'static str),
+    /// The key must be present.
+    Required,
+}
+
+/// How a key's value is parsed and where it is stored; the variant determines the
+/// type/unit shown in the docs and the "expected …" of error messages.
+pub enum Setter<T: 'static> {
+    /// Free text.
+    Text(fn(&mut T, String)),
+    /// A file system path.
+    Path(fn(&mut T, PathBuf)),
+    /// A whole number in `min..=max`.
+    Count {
+        /// Smallest accepted.
+        min: u64,
+        /// Largest accepted.
+        max: u64,
+        /// Stores it.
+        set: fn(&mut T, u64),
+    },
+    /// 0/1.
+    Flag(fn(&mut T, bool)),
+    /// A duration; a bare number is in `unit`.
+    Duration {
+        /// Unit of a bare number.
+        unit: Unit,
+        /// Stores it.
+        set: fn(&mut T, Duration),
+    },
+    /// A size in bytes with optional K/M/G.
+    Bytes(fn(&mut T, u64)),
+    /// A log level.
+    Level(fn(&mut T, LogLevel)),
+    /// An endpoint string.
+    Endpoint(fn(&mut T, Endpoint)),
+    /// An object string.
+    Object(fn(&mut T, ObjectRef)),
+    /// `tars` / `not_tars`.
+    Protocol(fn(&mut T, Protocol)),
+    /// A list of IPs / IPv4 patterns.
+    IpList(fn(&mut T, Vec<String>)),
+}
+
+impl<T> Setter<T> {
+    /// The type and unit, as shown in the docs table.
+    pub fn type_label(&self) -> String {
+        match self {
+            Setter::Text(_) => "text".into(),
+            Setter::Path(_) => "path".into(),
+            Setter::Count { min, max, .. } => {
+                if *max == u64::MAX {
+                    format!("whole number ≥ {min}")
+                } else {
+                    format!("whole number {min}…{max}")
+                }
+            }
+            Setter::Flag(_) => "0 or 1".into(),
+            Setter::Duration {
+                unit: Unit::Millis, ..
+            } => "duration; bare number = ms (`ms`/`s` suffix ok)".into(),
+            Setter::Duration {
+                unit: Unit::Seconds,
+                ..
+            } => "duration; bare number = s (`ms`/`s` suffix ok)".into(),
+            Setter::Bytes(_) => "size; bytes or K/M/G (1024-based)".into(),
+            Setter::Level(_) => "NONE, ERROR, WARN, INFO, DEBUG or TARS".into(),
+            Setter::Endpoint(_) => "endpoint `tcp -h H -p P [-t MS]`".into(),
+            Setter::Object(_) => "object `Name` or `Name@endpoint[:endpoint]`".into(),
+            Setter::Protocol(_) => "`tars` or `not_tars`".into(),
+            Setter::IpList(_) => "IPs or patterns like `10.0.*.*`, `;`/`,`-separated".into(),
+        }
+    }
+}
+
+/// One config key: where it lives, what it means, its default, how it is parsed.
+pub struct KeyDescriptor<T: 'static> {
+    /// The key as written in tarsnode's template.
+    pub key: &'static str,
+    /// Other spellings accepted (e.g. `loglevel` for `logLevel`).
+    pub aliases: &'static [&'static str],
+    /// Its block.
+    pub scope: Scope,
+    /// Its default.
+    pub default: DefaultDoc,
+    /// What it does (one line, for the README table).
+    pub meaning: &'static str,
+    /// A valid value, used in error messages (`e.g. worker_num=4`).
+    pub example: &'static str,
+    /// Parser and storage.
+    pub set: Setter<T>,
+}
+
+impl<T> KeyDescriptor<T> {
+    /// Parses `entry`'s value and stores it in `target`, or says what is wrong.
+    fn apply(&self, target: &mut T, entry: &Entry, tree: &ConfigTree) -> Result<(), ConfigError> {
+        let value = entry.value().trim();
+        let bad = |expected: String| ConfigError::BadValue {
+            at: tree.at(entry.line()).into(),
+            key: entry.key().to_string(),
+            value: entry.value().to_string(),
+            expected,
+            example: self.example.to_string(),
+        };
+        match &self.set {
+            Setter::Text(set) => {
+                if !value.is_empty() {
+                    set(target, value.to_string());
+                }
+            }
+            Setter::Path(set) => {
+                if !value.is_empty() {
+                    set(target, PathBuf::from(value));
+                }
+            }
+            Setter::Count { min, max, set } => {
+                let n = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (*min..=*max).contains(n));
+                match n {
+                    Some(n) => set(target, n),
+                    None if *max == u64::MAX => {
+                        return Err(bad(format!("expected a whole number ≥ {min}")))
+                    }
+                    None => {
+                        return Err(bad(format!("expected a whole number from {min} to {max}")))
+                    }
+                }
+            }
+            Setter::Flag(set) => match parse_flag(value) {
+                Some(b) => set(target, b),
+                None => return Err(bad("expected 0 or 1".into())),
+            },
+            Setter::Duration { unit, set } => match parse_duration(value, *unit) {
+                Some(d) => set(target, d),
+                None => {
+                    let unit = match unit {
+                        Unit::Millis => "milliseconds",
+                        Unit::Seconds => "seconds",
+                    };
+                    return Err(bad(format!(
+                        "expected a duration of at most a year: a whole number of {unit}, \
+                         or a number with ms or s"
+                    )));
+                }
+            },
+            Setter::Bytes(set) => match parse_size(value) {
+                Some(n) => set(target, n),
+                None => {
+                    return Err(bad(
+                        "expected a size: a whole number of bytes, or with K, M or G".into(),
+                    ))
+                }
+            },
+            Setter::Level(set) => match LogLevel::parse(value) {
+                Some(l) => set(target, l),
+                None => {
+                    return Err(bad(
+                        "expected one of NONE, ERROR, WARN, INFO, DEBUG, TARS".into()
+                    ))
+                }
+            },
+            Setter::Endpoint(set) => {
+                if !value.is_empty() {
+                    let ep = Endpoint::parse(value).map_err(|e| bad(e.to_string()))?;
+                    set(target, ep);
+                }
+            }
+            Setter::Object(set) => {
+                if !value.is_empty() {
+                    let obj = ObjectRef::parse(value).map_err(|e| bad(e.to_string()))?;
+                    set(target, obj);
+                }
+            }
+            Setter::Protocol(set) => match value {
+                "tars" => set(target, Protocol::Tars),
+                "not_tars" => set(target, Protocol::NotTars),
+                _ => return Err(bad("expected tars or not_tars".into())),
+            },
+            Setter::IpList(set) => {
+                let list: Vec<String> = value
+                    .split([';', ',', ' ', '\t'])
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if let Some(p) = list.iter().find(|p| !is_ip_pattern(p)) {
+                    return Err(bad(format!(
+                        "`{p}` is not an IP address or a pattern like 10.0.*.*"
+                    )));
+                }
+                set(target, list);
+            }
+        }
+        Ok(())
+    }
+
+    /// The type and unit, as shown in the docs table.
+    pub fn type_label(&self) -> String {
+        self.set.type_label()
+    }
+}
+
+const fn key<T>(
+    scope: Scope,
+    key: &'static str,
+    set: Setter<T>,
+    default: DefaultDoc,
+    example: &'static str,
+    meaning: &'static str,
+) -> KeyDescriptor<T> {
+    KeyDescriptor {
+        key,
+        aliases: &[],
+        scope,
+        default,
+        meaning,
+        example,
+        set,
+    }
+}
+
+const MAX_PROC: u64 = MAX_PROCESSES;
+
+/// Every key of `<application>`, `<server>` and `<client>`, in README order.
+pub static SETTINGS_KEYS: &[KeyDescriptor<Settings>] = &[
+    key(
+        Scope::Application,
+        "enableset",
+        Setter::Flag(|s, v| s.enableset = v),
+        DefaultDoc::Value("n"),
+        "y",
+        "set routing on (`y`/`n`)",
+    ),
+    key(
+        Scope::Application,
+        "setdivision",
+        Setter::Text(|s, v| s.setdivision = (v != "NULL").then_some(v)),
+        DefaultDoc::Unset("no set (`NULL`)"),
+        "app.sz.1",
+        "set name `app.area.group` when enableset=y",
+    ),
+    key(
+        Scope::Server,
+        "app",
+        Setter::Text(|s, v| s.app = v),
+        DefaultDoc::Required,
+        "TestApp",
+        "application name `<App>`",
+    ),
+    key(
+        Scope::Server,
+        "server",
+        Setter::Text(|s, v| s.server = v),
+        DefaultDoc::Required,
+        "HelloServer",
+        "server name `<Server>`; with `app` it names the process titles, pid file and logs",
+    ),
+    key(
+        Scope::Server,
+        "node",
+        Setter::Object(|s, v| s.node = Some(v)),
+        DefaultDoc::Unset("no heartbeat"),
+        "tars.tarsnode.ServerObj@tcp -h 127.0.0.1 -p 19386 -t 60000",
+        "tarsnode's ServerObj, where keepAlive goes",
+    ),
+    key(
+        Scope::Server,
+        "nodename",
+        Setter::Text(|s, v| s.nodename = Some(v)),
+        DefaultDoc::Unset("none"),
+        "127.0.0.1",
+        "the node's name, reported in stats",
+    ),
+    key(
+        Scope::Server,
+        "localip",
+        Setter::Text(|s, v| s.localip = Some(v)),
+        DefaultDoc::Unset("none"),
+        "127.0.0.1",
+        "this machine's IP, reported in stats",
+    ),
+    key(
+        Scope::Server,
+        "local",
+        Setter::Endpoint(|s, v| s.local = Some(v)),
+        DefaultDoc::Unset("no admin endpoint"),
+        "tcp -h 127.0.0.1 -p 38721 -t 10000",
+        "admin endpoint (AdminObj) where tarsnode sends commands",
+    ),
+    key(
+        Scope::Server,
+        "basepath",
+        Setter::Path(|s, v| s.basepath = Some(v)),
+        DefaultDoc::Unset("none"),
+        "/usr/local/app/tars/tarsnode/data/TestApp.HelloServer/bin/",
+        "install dir of the executable",
+    ),
+    key(
+        Scope::Server,
+        "datapath",
+        Setter::Path(|s, v| s.datapath = v),
+        DefaultDoc::Derived("`<temp dir>/tarsfork-<uid>/`"),
+        "/usr/local/app/tars/tarsnode/data/TestApp.HelloServer/data/",
+        "data dir: pid file and other run-time files",
+    ),
+    key(
+        Scope::Server,
+        "logpath",
+        Setter::Path(|s, v| s.logpath = Some(v)),
+        DefaultDoc::Unset("log to stderr"),
+        "/usr/local/app/tars/app_log/",
+        "log root; the log is `<logpath>/<App>/<Server>/<App>.<Server>.log`",
+    ),
+    key(
+        Scope::Server,
+        "logsize",
+        Setter::Bytes(|s, v| s.logsize = v),
+        DefaultDoc::Value("50M"),
+        "15M",
+        "size at which the log file is rotated",
+    ),
+    key(
+        Scope::Server,
+        "lognum",
+        Setter::Count {
+            min: 1,
+            max: 10_000,
+            set: |s, v| s.lognum = v as usize,
+        },
+        DefaultDoc::Value("10"),
+        "5",
+        "rotated log files kept",
+    ),
+    KeyDescriptor {
+        aliases: &["loglevel"],
+        ..key(
+            Scope::Server,
+            "logLevel",
+            Setter::Level(|s, v| s.loglevel = v),
+            DefaultDoc::Value("INFO"),
+            "DEBUG",
+            "log level (`logLevel` or `loglevel`)",
+        )
+    },
+    key(
+        Scope::Server,
+        "config",
+        Setter::Object(|s, v| s.config = Some(v)),
+        DefaultDoc::Unset("no config pull"),
+        "tars.tarsconfig.ConfigObj",
+        "tarsconfig object to pull config files from",
+    ),
+    key(
+        Scope::Server,
+        "notify",
+        Setter::Object(|s, v| s.notify = Some(v)),
+        DefaultDoc::Unset("no notifications"),
+        "tars.tarsnotify.NotifyObj",
+        "tarsnotify object",
+    ),
+    key(
+        Scope::Server,
+        "log",
+        Setter::Object(|s, v| s.log = Some(v)),
+        DefaultDoc::Unset("no remote log"),
+        "tars.tarslog.LogObj",
+        "tarslog object for remote logs",
+    ),
+    key(
+        Scope::Server,
+        "deactivating-timeout",
+        Setter::Duration {
+            unit: Unit::Millis,
+            set: |s, v| s.deactivating_timeout = v,
+        },
+        DefaultDoc::Value("3000"),
+        "5000",
+        "how long `stop` waits for the master to exit before KILL",
+    ),
+    key(
+        Scope::Server,
+        "activating-timeout",
+        Setter::Duration {
+            unit: Unit::Millis,
+            set: |s, v| s.activating_timeout = v,
+        },
+        DefaultDoc::Value("60000"),
+        "30000",
+        "how long a daemonizing `start` waits for the server to be ready",
+    ),
+    key(
+        Scope::Server,
+        "worker_num",
+        Setter::Count {
+            min: 1,
+            max: MAX_PROC,
+            set: |s, v| s.worker_num = v as usize,
+        },
+        DefaultDoc::Derived("largest `threads` of the adapters, at least 1"),
+        "4",
+        "event worker processes",
+    ),
+    key(
+        Scope::Server,
+        "task_worker_num",
+        Setter::Count {
+            min: 0,
+            max: MAX_PROC,
+            set: |s, v| s.task_worker_num = v as usize,
+        },
+        DefaultDoc::Value("1"),
+        "2",
+        "task worker processes (≥ 1 under tarsnode: task worker 0 sends the heartbeat)",
+    ),
+    key(
+        Scope::Server,
+        "daemonize",
+        Setter::Flag(|s, v| s.daemonize = v),
+        DefaultDoc::Value("0"),
+        "1",
+        "run in the background; `start` returns once the server is ready",
+    ),
+    key(
+        Scope::Server,
+        "max_request",
+        Setter::Count {
+            min: 0,
+            max: u64::MAX,
+            set: |s, v| s.max_request = v,
+        },
+        DefaultDoc::Value("0"),
+        "100000",
+        "requests after which a worker is replaced; 0 = never",
+    ),
+    key(
+        Scope::Server,
+        "max_request_grace",
+        Setter::Count {
+            min: 0,
+            max: u64::MAX,
+            set: |s, v| s.max_request_grace = v,
+        },
+        DefaultDoc::Derived("max_request / 2 (as swoole)"),
+        "500",
+        "each worker adds a random 0…grace to max_request, so workers do not recycle together",
+    ),
+    key(
+        Scope::Server,
+        "max_wait_time",
+        Setter::Duration {
+            unit: Unit::Seconds,
+            set: |s, v| s.max_wait_time = v,
+        },
+        DefaultDoc::Value("3"),
+        "10",
+        "graceful stop/reload: time to finish in-flight requests before KILL",
+    ),
+    key(
+        Scope::Server,
+        "request_timeout",
+        Setter::Duration {
+            unit: Unit::Seconds,
+            set: |s, v| s.request_timeout = v,
+        },
+        DefaultDoc::Value("60"),
+        "30",
+        "a worker whose current request runs longer is killed and replaced; 0 = off",
+    ),
+    key(
+        Scope::Server,
+        "worker_timeout",
+        Setter::Duration {
+            unit: Unit::Seconds,
+            set: |s, v| s.worker_timeout = v,
+        },
+        DefaultDoc::Value("30"),
+        "10",
+        "a worker whose heartbeat is older is killed and replaced; 0 = off",
+    ),
+    key(
+        Scope::Server,
+        "pid_file",
+        Setter::Path(|s, v| s.pid_file = v),
+        DefaultDoc::Derived("`<datapath>/<App>.<Server>.pid`"),
+        "/var/run/TestApp.HelloServer.pid",
+        "the master's pid file, locked while it runs; relative = inside datapath",
+    ),
+    key(
+        Scope::Server,
+        "backlog",
+        Setter::Count {
+            min: 1,
+            max: 65_535,
+            set: |s, v| s.backlog = v as u32,
+        },
+        DefaultDoc::Value("511"),
+        "1024",
+        "listen backlog (as nginx; the kernel caps it at net.core.somaxconn)",
+    ),
+    key(
+        Scope::Server,
+        "keepalive-interval",
+        Setter::Duration {
+            unit: Unit::Millis,
+            set: |s, v| s.keepalive_interval = v,
+        },
+        DefaultDoc::Value("10000"),
+        "1000",
+        "time between keepAlive heartbeats to tarsnode",
+    ),
+    key(
+        Scope::Client,
+        "locator",
+        Setter::Object(|s, v| s.client.locator = Some(v)),
+        DefaultDoc::Unset("names are not resolved"),
+        "tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p 17890",
+        "registry that resolves object names to endpoints",
+    ),
+    key(
+        Scope::Client,
+        "stat",
+        Setter::Object(|s, v| s.client.stat = Some(v)),
+        DefaultDoc::Unset("no stat reports"),
+        "tars.tarsstat.StatObj",
+        "stat service (resolved via the locator unless it has `@tcp …`)",
+    ),
+    key(
+        Scope::Client,
+        "property",
+        Setter::Object(|s, v| s.client.property = Some(v)),
+        DefaultDoc::Unset("no property reports"),
+        "tars.tarsproperty.PropertyObj",
+        "property service (resolved via the locator unless it has `@tcp …`)",
+    ),
+    key(
+        Scope::Client,
+        "report-interval",
+        Setter::Duration {
+            unit: Unit::Millis,
+            set: |s, v| s.client.report_interval = v,
+        },
+        DefaultDoc::Value("60000"),
+        "10000",
+        "time between stat and property reports",
+    ),
+    key(
+        Scope::Client,
+        "refresh-endpoint-interval",
+        Setter::Duration {
+            unit: Unit::Millis,
+            set: |s, v| s.client.refresh_endpoint_interval = v,
+        },
+        DefaultDoc::Value("60000"),
+        "30000",
+        "time between re-resolutions of object names",
+    ),
+    key(
+        Scope::Client,
+        "sync-invoke-timeout",
+        Setter::Duration {
+            unit: Unit::Millis,
+            set: |s, v| s.client.sync_invoke_timeout = v,
+        },
+        DefaultDoc::Value("3000"),
+        "1000",
+        "timeout of a synchronous outgoing call",
+    ),
+    key(
+        Scope::Client,
+        "async-invoke-timeout",
+        Setter::Duration {
+            unit: Unit::Millis,
+            set: |s, v| s.client.async_invoke_timeout = v,
+        },
+        DefaultDoc::Value("5000"),
+        "2000",
+        "timeout of an asynchronous outgoing call",
+    ),
+    key(
+        Scope::Client,
+        "asyncthread",
+        Setter::Count {
+            min: 0,
+            max: MAX_PROC,
+            set: |s, v| s.client.asyncthread = v as usize,
+        },
+        DefaultDoc::Value("3"),
+        "4",
+        "TarsCpp async threads; read but unused (tarsfork has no threads)",
+    ),
+    key(
+        Scope::Client,
+        "modulename",
+        Setter::Text(|s, v| s.client.modulename = v),
+        DefaultDoc::Derived("`<App>.<Server>`"),
+        "TestApp.HelloServer",
+        "module name in client-side stats",
+    ),
+];
+
+/// Every key of an `<…Adapter>` block inside `<server>`.
+pub static ADAPTER_KEYS: &[KeyDescriptor<AdapterSettings>] = &[
+    key(
+        Scope::Adapter,
+        "endpoint",
+        Setter::Endpoint(|a, v| a.endpoint = v),
+        DefaultDoc::Required,
+        "tcp -h 127.0.0.1 -p 8080 -t 60000",
+        "where to listen; `-t` = idle timeout of a connection in ms",
+    ),
+    key(
+        Scope::Adapter,
+        "protocol",
+        Setter::Protocol(|a, v| a.protocol = v),
+        DefaultDoc::Value("tars"),
+        "not_tars",
+        "`tars` = Tars RPC, `not_tars` = HTTP/1.1",
+    ),
+    key(
+        Scope::Adapter,
+        "servant",
+        Setter::Text(|a, v| a.servant = v),
+        DefaultDoc::Derived("block name without `Adapter`"),
+        "TestApp.HelloServer.HelloObj",
+        "full servant name `App.Server.Obj`",
+    ),
+    key(
+        Scope::Adapter,
+        "threads",
+        Setter::Count {
+            min: 0,
+            max: MAX_PROC,
+            set: |a, v| a.threads = v as usize,
+        },
+        DefaultDoc::Value("1"),
+        "4",
+        "TarsCpp handler threads; the largest is the default worker_num (as TarsPHP)",
+    ),
+    key(
+        Scope::Adapter,
+        "maxconns",
+        Setter::Count {
+            min: 1,
+            max: 10_000_000,
+            set: |a, v| a.maxconns = v as usize,
+        },
+        DefaultDoc::Value("128"),
+        "200000",
+        "most open connections on this adapter per worker",
+    ),
+    key(
+        Scope::Adapter,
+        "queuecap",
+        Setter::Count {
+            min: 1,
+            max: 10_000_000,
+            set: |a, v| a.queuecap = v as usize,
+        },
+        DefaultDoc::Value("1024"),
+        "10000",
+        "most requests waiting for a handler",
+    ),
+    key(
+        Scope::Adapter,
+        "queuetimeout",
+        Setter::Duration {
+            unit: Unit::Millis,
+            set: |a, v| a.queuetimeout = v,
+        },
+        DefaultDoc::Value("10000"),
+        "60000",
+        "a request waiting longer is dropped",
+    ),
+    key(
+        Scope::Adapter,
+        "allow",
+        Setter::IpList(|a, v| a.allow = v),
+        DefaultDoc::Unset("everyone (bare `allow`)"),
+        "127.0.0.1;10.0.*.*",
+        "client IPs allowed to connect",
+    ),
+];
+
+/// Renders the README settings table (Markdown) from the descriptor tables.
+pub fn docs_table_markdown() -> String {
+    let mut out =
+        String::from("| block | key | type / unit | default | meaning |\n|---|---|---|---|---|\n");
+    let rows = SETTINGS_KEYS
+        .iter()
+        .map(|d| {
+            doc_row(
+                d.scope,
+                d.key,
+                d.aliases,
+                &d.type_label(),
+                d.default,
+                d.meaning,
+            )
+        })
+        .chain(ADAPTER_KEYS.iter().map(|d| {
+            doc_row(
+                d.scope,
+                d.key,
+                d.aliases,
+                &d.type_label(),
+                d.default,
+                d.meaning,
+            )
+        }));
+    for row in rows {
+        out.push_str(&row);
+        out.push('\n');
+    }
+    out
+}
+
+fn doc_row(
+    scope: Scope,
+    key: &str,
+    aliases: &[&str],
+    type_label: &str,
+    default: DefaultDoc,
+    meaning: &str,
+) -> String {
+    let mut key_cell = format!("`{key}`");
+    for alias in aliases {
+        key_cell.push_str(&format!(" / `{alias}`"));
+    }
+    let default = match default {
+        DefaultDoc::Value(v) => format!("`{v}`"),
+        DefaultDoc::Derived(text) | DefaultDoc::Unset(text) => text.to_string(),
+        DefaultDoc::Required => "**required**".to_string(),
+    };
+    let cells = [scope.label(), &key_cell, type_label, &default, meaning];
+    let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+    format!("| {} |", cells.join(" | "))
+}
+
+// ---------------------------------------------------------------------------------
+// Value parsers
+// ---------------------------------------------------------------------------------
+
+fn parse_flag(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "y" | "yes" | "true" | "on" => Some(true),
+        "0" | "n" | "no" | "false" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// A bare whole number in `unit`, or with an explicit `ms` / `s` suffix; at most
+/// [`MAX_DURATION`].
+fn parse_duration(text: &str, unit: Unit) -> Option<Duration> {
+    let (digits, millis_per) = if let Some(d) = text.strip_suffix("ms") {
+        (d, 1)
+    } else if let Some(d) = text.strip_suffix('s') {
+        (d, 1000)
+    } else {
+        match unit {
+            Unit::Millis => (text, 1),
+            Unit::Seconds => (text, 1000),
+        }
+    };
+    let digits = digits.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let millis = digits.parse::<u64>().ok()?.checked_mul(millis_per)?;
+    let d = Duration::from_millis(millis);
+    (d <= MAX_DURATION).then_some(d)
+}
+
+/// Bytes, or a whole number with `K`, `M`, `G` (optionally followed by `B`), 1024-based.
+fn parse_size(text: &str) -> Option<u64> {
+    let upper = text.to_ascii_uppercase();
+    let t = upper.strip_suffix('B').unwrap_or(&upper);
+    let (digits, mult) = match t.chars().last()? {
+        'K' => (&t[..t.len() - 1], 1u64 << 10),
+        'M' => (&t[..t.len() - 1], 1 << 20),
+        'G' => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let digits = digits.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// An IP address, or an IPv4 pattern of four parts each a number or `*` (TarsCpp's
+/// allow lists use such patterns).
+fn is_ip_pattern(text: &str) -> bool {
+    if text.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let parts: Vec<&str> = text.split('.').collect();
+    parts.len() == 4 && parts.iter().all(|p| *p == "*" || p.parse::<u8>().is_ok())
+}
+
+fn ip_matches(pattern: &str, ip: IpAddr) -> bool {
+    if let Ok(p) = pattern.parse::<IpAddr>() {
+        return p == ip;
+    }
+    let IpAddr::V4(v4) = ip else {
+        return false;
+    };
+    let octets = v4.octets();
+    let parts: Vec<&str> = pattern.split('.').collect();
+    parts.len() == 4
+        && parts
+            .iter()
+            .zip(octets)
+            .all(|(p, o)| *p == "*" || p.parse::<u8>() == Ok(o))
+}

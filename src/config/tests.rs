@@ -1,0 +1,1 @@
+//! Unit tests of the config tree and endpoint parsers.

@@ -1,0 +1,97 @@
+//! The unsafe layer: the shared mapping seen as 64- and 32-bit atomic words, and the
+//! two libc calls the lock needs. Everything above this module is safe code.
+//!
+//! Every byte of the table is read and written through atomics, never through plain
+//! references, because other processes change it concurrently: a plain read racing
+//! with a write would be a data race (undefined behaviour) even if the value were
+//! checked afterwards.
+
+use std::fs::File;
+use std::io;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+/// One MAP_SHARED mapping of a whole table file.
+pub(crate) struct Region {
+    map: MmapRaw,
+    len: usize,
+    writable: bool,
+}
+
+impl Region {
+    /// Maps `len` bytes of `file` shared; read-write unless `writable` is false.
+    pub(crate) fn map(file: &File, len: usize, writable: bool) -> io::Result<Region> {
+        let mut opts = MmapOptions::new();
+        opts.len(len);
+        let map = if writable {
+            opts.map_raw(file)?
+        } else {
+            opts.map_raw_read_only(file)?
+        };
+        if map.len() != len || (map.as_ptr() as usize) % 64 != 0 {
+            return Err(io::Error::other(
+                "mapping has an unexpected length or alignment",
+            ));
+        }
+        Ok(Region { map, len, writable })
+    }
+
+    /// Bytes mapped.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether stores are allowed (the mapping is PROT_WRITE).
+    pub(crate) fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The 64-bit word at byte offset `off`.
+    ///
+    /// Offsets come from the geometry validated when the table was opened, so an
+    /// out-of-range offset is a bug in this crate, never a property of the file: the
+    /// assert turns such a bug into a panic instead of a wild access.
+    #[inline]
+    pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
+        assert!(
+            off % 8 == 0 && off.checked_add(8).is_some_and(|end| end <= self.len),
+            "shm word offset {off} outside a {} byte mapping",
+            self.len
+        );
+        // SAFETY: the range [off, off+8) lies inside the live mapping (checked above) and
+        // is 8-aligned (the base is page-aligned, off % 8 == 0). The mapping lives as long
+        // as `self`, which bounds the returned reference. Shared memory is only ever accessed
+        // through atomics (here and in every other process using this crate), so no
+        // non-atomic access races with it. On a read-only mapping callers only load
+        // (`Table` refuses every write path before reaching a store).
+        unsafe { &*(self.map.as_ptr().add(off) as *const AtomicU64) }
+    }
+
+    /// The 32-bit word at byte offset `off`.
+    #[inline]
+    pub(crate) fn u32_at(&self, off: usize) -> &AtomicU32 {
+        assert!(
+            off % 4 == 0 && off.checked_add(4).is_some_and(|end| end <= self.len),
+            "shm word offset {off} outside a {} byte mapping",
+            self.len
+        );
+        // SAFETY: as in `u64_at`, with a 4-byte range and 4-byte alignment.
+        unsafe { &*(self.map.as_ptr().add(off) as *const AtomicU32) }
+    }
+}
+
+/// Whether a process with this pid exists (alive or zombie) according to kill(pid, 0).
+pub(crate) fn pid_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 sends nothing; it only checks that the pid exists and
+    // that we may signal it. It touches no memory of ours.
+    let rc = unsafe { libc::kill(pid, 0) };
+    // EPERM means it exists but belongs to someone else: still alive.
+    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}

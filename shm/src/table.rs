@@ -1,0 +1,1016 @@
+//! The table: create/open, lock-free lookups and counters, locked inserts/deletes/sets.
+
+use std::collections::hash_map::RandomState;
+use std::fs::{File, OpenOptions};
+use std::hash::BuildHasher;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cell::IntCell;
+use crate::error::{Result, ShmError};
+use crate::layout::*;
+use crate::lock::{Backoff, OP_DELETE, OP_INSERT, OP_SET};
+use crate::mem::Region;
+use crate::procinfo::{make_token, my_token, token_alive};
+use crate::schema::{Column, ColumnKind, Row, Schema, Value};
+
+/// Lock-free lookups that keep racing with slot reuse give up after this many restarts
+/// and look the key up under the lock, where nothing moves.
+const MAX_RESTARTS: usize = 64;
+/// How long a read-only reader waits for a half-written row before giving up.
+const READONLY_WAIT: Duration = Duration::from_secs(1);
+/// How long an insert waits for pinned free slots to drain.
+const PINNED_WAIT: Duration = Duration::from_millis(100);
+
+/// The shared state behind a [`Table`] (and its cell handles).
+pub(crate) struct Inner {
+    pub(crate) region: Region,
+    pub(crate) geo: Geometry,
+    pub(crate) schema: Arc<Schema>,
+    pub(crate) path: PathBuf,
+    pub(crate) seed: u64,
+    pub(crate) owner: u64,
+}
+
+/// The outcome of one lock-free walk of a chain.
+enum Walk {
+    Found(usize, u64),
+    Missing,
+    Restart,
+}
+
+impl Inner {
+    #[inline]
+    pub(crate) fn w(&self, off: usize) -> &AtomicU64 {
+        self.region.u64_at(off)
+    }
+
+    #[inline]
+    pub(crate) fn slot_w(&self, slot: usize, field: usize) -> &AtomicU64 {
+        self.region.u64_at(self.geo.slot(slot) + field)
+    }
+
+    #[inline]
+    pub(crate) fn slot_u32(&self, slot: usize, field: usize) -> &AtomicU32 {
+        self.region.u32_at(self.geo.slot(slot) + field)
+    }
+
+    #[inline]
+    pub(crate) fn kgen(&self, slot: usize) -> &AtomicU64 {
+        self.slot_w(slot, S_KGEN)
+    }
+
+    #[inline]
+    pub(crate) fn cell(&self, slot: usize, w: usize) -> &AtomicU64 {
+        self.region.u64_at(self.geo.cell(slot, w))
+    }
+
+    #[inline]
+    fn head(&self, bucket: usize) -> &AtomicU32 {
+        self.region.u32_at(self.geo.bucket(bucket))
+    }
+
+    #[inline]
+    fn bucket_of(&self, hash: u64) -> usize {
+        (hash as usize) & (self.geo.n_buckets - 1)
+    }
+
+    /// Decodes a chain link (slot index + 1, 0 = end), refusing out-of-range values.
+    fn link(&self, raw: u32) -> Result<Option<usize>> {
+        match raw as usize {
+            0 => Ok(None),
+            n if n <= self.geo.capacity => Ok(Some(n - 1)),
+            n => Err(ShmError::Corrupt(format!("chain link {n} beyond capacity"))),
+        }
+    }
+
+    /// One lock-free walk of the key's chain. Each slot's fields are read between two
+    /// loads of its incarnation; a change, a slot being reinitialised (kgen % 4 == 2),
+    /// or a slot that now belongs to another bucket means the walk raced with reuse and
+    /// must restart. Free slots are walked through: their `next` stays valid until reuse.
+    fn walk(&self, key: &KeyBuf, hash: u64) -> Walk {
+        let b = self.bucket_of(hash);
+        let mut cur = self.head(b).load(Ordering::Acquire) as usize;
+        let mut steps = 0usize;
+        while cur != 0 {
+            let i = cur - 1;
+            steps += 1;
+            if i >= self.geo.capacity || steps > self.geo.capacity {
+                return Walk::Restart;
+            }
+            let kg = self.kgen(i).load(Ordering::Acquire);
+            if kg % 4 == 2 {
+                return Walk::Restart;
+            }
+            let next = self.slot_u32(i, S_NEXT).load(Ordering::Acquire);
+            let sb = self.slot_u32(i, S_BUCKET).load(Ordering::Relaxed);
+            let mut matched = false;
+            if kg % 2 == 1
+                && self.slot_w(i, S_HASH).load(Ordering::Relaxed) == hash
+                && self.slot_w(i, S_KEYLEN).load(Ordering::Relaxed) == key.len as u64
+            {
+                matched = (0..key.nwords())
+                    .all(|w| self.slot_w(i, S_KEY + w * 8).load(Ordering::Relaxed) == key.words[w]);
+            }
+            fence(Ordering::Acquire);
+            if self.kgen(i).load(Ordering::Relaxed) != kg || sb as usize != b {
+                return Walk::Restart;
+            }
+            if matched {
+                return Walk::Found(i, kg);
+            }
+            cur = next as usize;
+        }
+        Walk::Missing
+    }
+
+    /// Finds a live row without taking the lock: (slot, incarnation).
+    pub(crate) fn find(&self, key: &KeyBuf, hash: u64) -> Result<Option<(usize, u64)>> {
+        for _ in 0..MAX_RESTARTS {
+            match self.walk(key, hash) {
+                Walk::Found(i, kg) => return Ok(Some((i, kg))),
+                Walk::Missing => return Ok(None),
+                Walk::Restart => std::hint::spin_loop(),
+            }
+        }
+        if self.region.writable() {
+            let _guard = self.lock()?;
+            return self.find_locked(key, hash);
+        }
+        Err(ShmError::Busy("a lookup racing with constant slot reuse"))
+    }
+
+    /// Finds a row while holding the lock (nothing moves, so one walk is final).
+    pub(crate) fn find_locked(&self, key: &KeyBuf, hash: u64) -> Result<Option<(usize, u64)>> {
+        match self.walk(key, hash) {
+            Walk::Found(i, kg) => Ok(Some((i, kg))),
+            Walk::Missing => Ok(None),
+            Walk::Restart => Err(ShmError::Corrupt(format!(
+                "chain of bucket {} is broken or cyclic",
+                self.bucket_of(hash)
+            ))),
+        }
+    }
+
+    /// Whether `slot` is linked into `bucket`'s chain. Caller holds the lock.
+    pub(crate) fn chain_contains(&self, bucket: usize, slot: usize) -> Result<bool> {
+        let mut cur = self.link(self.head(bucket).load(Ordering::Acquire))?;
+        let mut steps = 0;
+        while let Some(i) = cur {
+            if i == slot {
+                return Ok(true);
+            }
+            steps += 1;
+            if steps > self.geo.capacity {
+                return Err(ShmError::Corrupt(format!(
+                    "chain of bucket {bucket} is cyclic"
+                )));
+            }
+            cur = self.link(self.slot_u32(i, S_NEXT).load(Ordering::Acquire))?;
+        }
+        Ok(false)
+    }
+
+    /// Unlinks `slot` from `bucket`'s chain. Caller holds the lock. The slot keeps its
+    /// own `next`, so a reader standing on it can still walk on.
+    pub(crate) fn unlink(&self, bucket: usize, slot: usize) -> Result<()> {
+        let next = self.slot_u32(slot, S_NEXT).load(Ordering::Acquire);
+        let head = self.head(bucket);
+        if self.link(head.load(Ordering::Acquire))? == Some(slot) {
+            head.store(next, Ordering::Release);
+            return Ok(());
+        }
+        let mut cur = self.link(head.load(Ordering::Acquire))?;
+        let mut steps = 0;
+        while let Some(i) = cur {
+            let link = self.slot_u32(i, S_NEXT);
+            let n = self.link(link.load(Ordering::Acquire))?;
+            if n == Some(slot) {
+                link.store(next, Ordering::Release);
+                return Ok(());
+            }
+            steps += 1;
+            if steps > self.geo.capacity {
+                return Err(ShmError::Corrupt(format!(
+                    "chain of bucket {bucket} is cyclic"
+                )));
+            }
+            cur = n;
+        }
+        Err(ShmError::Corrupt(format!(
+            "slot {slot} not found in bucket {bucket}"
+        )))
+    }
+
+    /// Finds a free slot no in-flight lock-free writer has pinned. Caller holds the lock.
+    fn find_free(&self) -> Result<usize> {
+        let cap = self.geo.capacity;
+        let deadline = Instant::now() + PINNED_WAIT;
+        let mut backoff = Backoff::new();
+        loop {
+            let start = (self.w(H_CURSOR).load(Ordering::Relaxed) as usize) % cap;
+            let mut pinned = false;
+            for n in 0..cap {
+                let i = (start + n) % cap;
+                if self.kgen(i).load(Ordering::Acquire) % 4 != 0 {
+                    continue;
+                }
+                // A pinned free slot has a writer that read it before its delete and
+                // may still add to its cells: reusing it now could corrupt the new row.
+                if self.slot_w(i, S_STATE).load(Ordering::Acquire) & (INC_ONE - 1) != 0 {
+                    pinned = true;
+                    continue;
+                }
+                self.w(H_CURSOR).store((i + 1) as u64, Ordering::Relaxed);
+                return Ok(i);
+            }
+            if !pinned {
+                return Err(ShmError::Corrupt(
+                    "row count below capacity but no free slot".into(),
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(ShmError::Busy("a free slot whose pins drain"));
+            }
+            backoff.snooze();
+        }
+    }
+
+    /// Inserts a new row (the key is known missing). Caller holds the lock.
+    fn insert_locked(&self, key: &KeyBuf, hash: u64, image: &[u64]) -> Result<usize> {
+        let count = self.w(H_COUNT).load(Ordering::Acquire);
+        if count >= self.geo.capacity as u64 {
+            return Err(ShmError::Full {
+                capacity: self.geo.capacity,
+            });
+        }
+        let i = self.find_free()?;
+        let b = self.bucket_of(hash);
+        self.begin(OP_INSERT, i, b, 0, 0);
+        let kg = self.kgen(i).load(Ordering::Acquire);
+        // Free -> being reinitialised: walkers that meet it restart, stale pins fail.
+        self.slot_w(i, S_STATE)
+            .fetch_add(2 * INC_ONE, Ordering::AcqRel);
+        self.kgen(i).store(kg + 2, Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.slot_w(i, S_HASH).store(hash, Ordering::Relaxed);
+        self.slot_w(i, S_KEYLEN)
+            .store(key.len as u64, Ordering::Relaxed);
+        for (w, word) in key.words.iter().enumerate() {
+            self.slot_w(i, S_KEY + w * 8)
+                .store(*word, Ordering::Relaxed);
+        }
+        self.slot_u32(i, S_BUCKET)
+            .store(b as u32, Ordering::Relaxed);
+        let head = self.head(b).load(Ordering::Acquire);
+        self.slot_u32(i, S_NEXT).store(head, Ordering::Relaxed);
+        for (w, word) in image.iter().enumerate() {
+            self.cell(i, w).store(*word, Ordering::Relaxed);
+        }
+        // Live, then reachable: a slot is never linked before it is complete.
+        self.slot_w(i, S_STATE).fetch_add(INC_ONE, Ordering::AcqRel);
+        self.kgen(i).store(kg + 3, Ordering::Release);
+        self.head(b).store((i + 1) as u32, Ordering::Release);
+        self.w(H_COUNT).store(count + 1, Ordering::Release);
+        self.end();
+        Ok(i)
+    }
+
+    /// Deletes the live row in `slot`. Caller holds the lock.
+    fn delete_locked(&self, slot: usize) -> Result<()> {
+        let b = self.slot_u32(slot, S_BUCKET).load(Ordering::Acquire) as usize;
+        if b >= self.geo.n_buckets {
+            return Err(ShmError::Corrupt(format!("slot {slot} names bucket {b}")));
+        }
+        let count = self.w(H_COUNT).load(Ordering::Acquire);
+        self.begin(OP_DELETE, slot, b, 0, 0);
+        // Free first, so new pins fail; then unlink.
+        self.make_free(slot);
+        self.unlink(b, slot)?;
+        self.w(H_COUNT)
+            .store(count.saturating_sub(1), Ordering::Release);
+        self.end();
+        Ok(())
+    }
+
+    /// Overwrites the masked cells of a live row under its seqlock. Caller holds the lock.
+    fn update_locked(&self, slot: usize, mask: u32, image: &[u64]) {
+        for (w, word) in image.iter().enumerate() {
+            self.w(self.geo.image_off + w * 8)
+                .store(*word, Ordering::Relaxed);
+        }
+        let seq = self.slot_w(slot, S_SEQ).load(Ordering::Acquire);
+        self.begin(OP_SET, slot, 0, seq, mask);
+        self.slot_w(slot, S_SEQ)
+            .store(seq.wrapping_add(1), Ordering::Relaxed);
+        self.write_cells(slot, mask, |w| image[w]);
+        self.slot_w(slot, S_SEQ)
+            .store(seq.wrapping_add(2), Ordering::Release);
+        self.end();
+    }
+
+    /// Runs `op` on one cell of a live row while the row's incarnation is pinned, so the
+    /// slot cannot be reused under it. None if the row was deleted since it was found.
+    #[inline]
+    fn pinned<R>(
+        &self,
+        slot: usize,
+        kg: u64,
+        word: usize,
+        op: impl FnOnce(&AtomicU64) -> R,
+    ) -> Option<R> {
+        let state = self.slot_w(slot, S_STATE);
+        let s = state.fetch_add(PIN_ONE, Ordering::Acquire);
+        if (s >> PIN_BITS) & INC_MASK != kg & INC_MASK {
+            state.fetch_sub(PIN_ONE, Ordering::Release);
+            return None;
+        }
+        let r = op(self.cell(slot, word));
+        state.fetch_sub(PIN_ONE, Ordering::Release);
+        Some(r)
+    }
+
+    /// Waits while a row's seqlock is held by a writer; recovers a dead writer.
+    fn wait_for_writer(&self, started: Instant, backoff: &mut Backoff) -> Result<()> {
+        backoff.snooze();
+        if started.elapsed() >= Duration::from_millis(1) && self.lock_holder_dead() {
+            if self.region.writable() {
+                // Taking the lock repairs the half-done set.
+                drop(self.lock()?);
+            } else if started.elapsed() >= READONLY_WAIT {
+                return Err(ShmError::Busy(
+                    "a row whose writer died (open read-write to repair)",
+                ));
+            }
+        }
+        if !self.region.writable() && started.elapsed() >= READONLY_WAIT {
+            return Err(ShmError::Busy("a row being written"));
+        }
+        Ok(())
+    }
+
+    /// Reads the cells (and the key if asked) of a live row consistently: between two
+    /// equal even seqlock values and an unchanged incarnation. None if the row is gone.
+    pub(crate) fn read_row(
+        &self,
+        slot: usize,
+        kg: u64,
+        with_key: bool,
+    ) -> Result<Option<(Vec<u8>, Vec<u64>)>> {
+        let mut image = vec![0u64; self.geo.row_words];
+        let mut key_words = [0u64; KEY_WORDS];
+        let started = Instant::now();
+        let mut backoff = Backoff::new();
+        loop {
+            if self.kgen(slot).load(Ordering::Acquire) != kg {
+                return Ok(None);
+            }
+            let s1 = self.slot_w(slot, S_SEQ).load(Ordering::Acquire);
+            if s1 % 2 == 1 {
+                self.wait_for_writer(started, &mut backoff)?;
+                continue;
+            }
+            for (w, word) in image.iter_mut().enumerate() {
+                *word = self.cell(slot, w).load(Ordering::Relaxed);
+            }
+            let mut key_len = 0u64;
+            if with_key {
+                key_len = self.slot_w(slot, S_KEYLEN).load(Ordering::Relaxed);
+                for (w, word) in key_words.iter_mut().enumerate() {
+                    *word = self.slot_w(slot, S_KEY + w * 8).load(Ordering::Relaxed);
+                }
+            }
+            fence(Ordering::Acquire);
+            if self.slot_w(slot, S_SEQ).load(Ordering::Relaxed) != s1
+                || self.kgen(slot).load(Ordering::Relaxed) != kg
+            {
+                continue;
+            }
+            let key = if with_key {
+                let len = usize::try_from(key_len)
+                    .ok()
+                    .filter(|l| *l <= MAX_KEY_LEN)
+                    .ok_or_else(|| {
+                        ShmError::Corrupt(format!("slot {slot} key length {key_len}"))
+                    })?;
+                crate::schema::unpack_bytes(&key_words, len)
+            } else {
+                Vec::new()
+            };
+            return Ok(Some((key, image)));
+        }
+    }
+
+    fn decode(&self, slot: usize, key: Vec<u8>, image: &[u64]) -> Result<Row> {
+        let values = self
+            .schema
+            .decode(image)
+            .ok_or_else(|| ShmError::Corrupt(format!("slot {slot} has an over-long string")))?;
+        Ok(Row {
+            key,
+            values,
+            schema: Arc::clone(&self.schema),
+        })
+    }
+}
+
+/// A fixed-capacity shared-memory hash table of typed rows (see the crate docs).
+///
+/// `Table` is cheap to clone (it shares one mapping). A `Table` created or opened before
+/// `fork()` stays valid in the children: the mapping is MAP_SHARED.
+#[derive(Clone)]
+pub struct Table {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("path", &self.inner.path)
+            .field("capacity", &self.inner.geo.capacity)
+            .field("writable", &self.inner.region.writable())
+            .finish()
+    }
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ShmError + 'a {
+    move |source| ShmError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl Table {
+    /// Creates the table file (`O_EXCL`, mode 0600) sized for `capacity` rows, and maps
+    /// it shared. The calling process becomes the owner. Call it before forking.
+    pub fn create(path: &Path, schema: &Schema, capacity: usize) -> Result<Table> {
+        let geo = Geometry::new(schema, capacity)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io_err("create table file", path))?;
+        match Self::init(file, path, schema, geo) {
+            Ok(t) => Ok(t),
+            Err(e) => {
+                // Never leave a half-made table behind for others to open.
+                let _ = std::fs::remove_file(path);
+                Err(e)
+            }
+        }
+    }
+
+    fn init(file: File, path: &Path, schema: &Schema, geo: Geometry) -> Result<Table> {
+        // The umask may only have narrowed 0600; make it exactly 0600 anyway.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err("chmod table file", path))?;
+        file.set_len(geo.total as u64)
+            .map_err(io_err("size table file", path))?;
+        let region =
+            Region::map(&file, geo.total, true).map_err(io_err("mmap table file", path))?;
+        let owner = my_token();
+        let seed = RandomState::new().hash_one(owner);
+        let inner = Inner {
+            region,
+            geo,
+            schema: Arc::new(schema.clone()),
+            path: path.to_owned(),
+            seed,
+            owner,
+        };
+        let put = |off: usize, v: u64| inner.w(off).store(v, Ordering::Relaxed);
+        put(H_VERSION, LAYOUT_VERSION);
+        put(H_HEADER_SIZE, HEADER_SIZE as u64);
+        put(H_CAPACITY, geo.capacity as u64);
+        put(H_BUCKETS, geo.n_buckets as u64);
+        put(H_COLUMNS, schema.columns().len() as u64);
+        put(H_ROW_WORDS, geo.row_words as u64);
+        put(H_SLOT_SIZE, geo.slot_size as u64);
+        put(H_BUCKETS_OFF, geo.buckets_off as u64);
+        put(H_IMAGE_OFF, geo.image_off as u64);
+        put(H_SLOTS_OFF, geo.slots_off as u64);
+        put(H_TOTAL, geo.total as u64);
+        put(H_OWNER_PID, u64::from(crate::procinfo::token_pid(owner)));
+        put(H_OWNER_START, crate::procinfo::token_start(owner));
+        put(H_SEED, seed);
+        for (c, col) in schema.columns().iter().enumerate() {
+            let base = H_COLDESC + c * COLDESC_SIZE;
+            let mut name = [0u64; 4];
+            crate::schema::pack_bytes(col.name().as_bytes(), &mut name);
+            for (w, word) in name.iter().enumerate() {
+                put(base + w * 8, *word);
+            }
+            put(base + 32, col.kind().code());
+            put(base + 40, col.kind().max_len() as u64);
+        }
+        // The magic goes last: an opener that sees it sees the whole header.
+        inner.w(H_MAGIC).store(MAGIC, Ordering::Release);
+        Ok(Table {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Opens an existing table read-write, validating the header. Fails with
+    /// [`ShmError::OwnerGone`] if the creating process has exited.
+    pub fn open(path: &Path) -> Result<Table> {
+        Self::open_impl(path, true, None)
+    }
+
+    /// Like [`Table::open`], and also checks that the table has exactly `schema`.
+    pub fn open_with_schema(path: &Path, schema: &Schema) -> Result<Table> {
+        Self::open_impl(path, true, Some(schema))
+    }
+
+    /// Opens a table read-only for inspection (works even if the owner is gone). Every
+    /// write returns [`ShmError::ReadOnly`]; reads never block longer than about 1 s.
+    pub fn open_readonly(path: &Path) -> Result<Table> {
+        Self::open_impl(path, false, None)
+    }
+
+    fn open_impl(path: &Path, writable: bool, expect: Option<&Schema>) -> Result<Table> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .map_err(io_err("open table file", path))?;
+        let len = file
+            .metadata()
+            .map_err(io_err("stat table file", path))?
+            .len();
+        let bad = |what: String| ShmError::BadHeader {
+            path: path.to_owned(),
+            what,
+        };
+        if len < HEADER_SIZE as u64 {
+            return Err(bad(format!(
+                "file of {len} bytes is shorter than the header"
+            )));
+        }
+        // Map the header alone first: the file's size is not trusted until the header
+        // has been checked against it.
+        let header =
+            Region::map(&file, HEADER_SIZE, false).map_err(io_err("mmap table header", path))?;
+        let get = |off: usize| header.u64_at(off).load(Ordering::Acquire);
+        if get(H_MAGIC) != MAGIC {
+            return Err(ShmError::BadMagic {
+                path: path.to_owned(),
+            });
+        }
+        let version = get(H_VERSION);
+        if version != LAYOUT_VERSION {
+            return Err(ShmError::Version {
+                path: path.to_owned(),
+                found: version,
+                expected: LAYOUT_VERSION,
+            });
+        }
+        let n_cols = get(H_COLUMNS);
+        if n_cols == 0 || n_cols > crate::schema::MAX_COLUMNS as u64 {
+            return Err(bad(format!("{n_cols} columns")));
+        }
+        let mut columns = Vec::new();
+        for c in 0..n_cols as usize {
+            let base = H_COLDESC + c * COLDESC_SIZE;
+            let words: Vec<u64> = (0..4).map(|w| get(base + w * 8)).collect();
+            let mut name = crate::schema::unpack_bytes(&words, 32);
+            let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+            name.truncate(end);
+            let name = String::from_utf8(name)
+                .map_err(|_| bad(format!("column {c} name is not UTF-8")))?;
+            let kind = ColumnKind::from_code(get(base + 32), get(base + 40))
+                .ok_or_else(|| bad(format!("column {name:?} has an unknown type")))?;
+            columns.push(match kind {
+                ColumnKind::Int => Column::int(&name),
+                ColumnKind::Float => Column::float(&name),
+                ColumnKind::Str { max_len } => Column::string(&name, max_len),
+            });
+        }
+        let schema = Schema::new(columns).map_err(|e| bad(e.to_string()))?;
+        let capacity = usize::try_from(get(H_CAPACITY)).map_err(|_| bad("capacity".into()))?;
+        let geo = Geometry::new(&schema, capacity).map_err(|e| bad(e.to_string()))?;
+        let recorded = [
+            (H_HEADER_SIZE, HEADER_SIZE, "header size"),
+            (H_BUCKETS, geo.n_buckets, "bucket count"),
+            (H_ROW_WORDS, geo.row_words, "row size"),
+            (H_SLOT_SIZE, geo.slot_size, "slot size"),
+            (H_BUCKETS_OFF, geo.buckets_off, "bucket offset"),
+            (H_IMAGE_OFF, geo.image_off, "image offset"),
+            (H_SLOTS_OFF, geo.slots_off, "slot offset"),
+            (H_TOTAL, geo.total, "total size"),
+        ];
+        for (off, want, what) in recorded {
+            if get(off) != want as u64 {
+                return Err(bad(format!(
+                    "{what} {} does not match the schema ({want})",
+                    get(off)
+                )));
+            }
+        }
+        if len != geo.total as u64 {
+            return Err(bad(format!(
+                "file is {len} bytes, the header says {}",
+                geo.total
+            )));
+        }
+        if let Some(want) = expect {
+            check_schema(path, want, &schema)?;
+        }
+        let owner_pid = u32::try_from(get(H_OWNER_PID)).map_err(|_| bad("owner pid".into()))?;
+        let owner = make_token(owner_pid, get(H_OWNER_START));
+        let seed = get(H_SEED);
+        drop(header);
+        if writable && !token_alive(owner) {
+            return Err(ShmError::OwnerGone {
+                path: path.to_owned(),
+                pid: owner_pid,
+            });
+        }
+        let region =
+            Region::map(&file, geo.total, writable).map_err(io_err("mmap table file", path))?;
+        Ok(Table {
+            inner: Arc::new(Inner {
+                region,
+                geo,
+                schema: Arc::new(schema),
+                path: path.to_owned(),
+                seed,
+                owner,
+            }),
+        })
+    }
+
+    fn key(&self, key: &[u8]) -> Result<(KeyBuf, u64)> {
+        let k = KeyBuf::new(key)?;
+        let h = hash_key(self.inner.seed, &k.words, k.len);
+        Ok((k, h))
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.inner.region.writable() {
+            Ok(())
+        } else {
+            Err(ShmError::ReadOnly)
+        }
+    }
+
+    /// Sets the named columns of `key`'s row, inserting the row (other cells zero) if it
+    /// is missing. The whole update is visible at once to readers.
+    pub fn set(&self, key: &[u8], values: &[(&str, Value)]) -> Result<()> {
+        self.writable()?;
+        let (k, h) = self.key(key)?;
+        let (mask, image) = self.inner.schema.encode(values)?;
+        let inner = &*self.inner;
+        let _guard = inner.lock()?;
+        match inner.find_locked(&k, h)? {
+            Some((slot, _)) => inner.update_locked(slot, mask, &image),
+            None => {
+                inner.insert_locked(&k, h, &image)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A consistent copy of `key`'s row, or None.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Row>> {
+        let (k, h) = self.key(key)?;
+        let inner = &*self.inner;
+        for _ in 0..MAX_RESTARTS {
+            let Some((slot, kg)) = inner.find(&k, h)? else {
+                return Ok(None);
+            };
+            if let Some((_, image)) = inner.read_row(slot, kg, false)? {
+                return inner.decode(slot, key.to_vec(), &image).map(Some);
+            }
+        }
+        Err(ShmError::Busy(
+            "a row that keeps being deleted and reinserted",
+        ))
+    }
+
+    /// Runs a lock-free single-cell operation on `key`'s row; if the row is missing,
+    /// `create` gives the initial image and result, inserted under the lock.
+    fn cell_op<R>(
+        &self,
+        key: &[u8],
+        word: usize,
+        op: impl Fn(&AtomicU64) -> R,
+        create: Option<&dyn Fn() -> (Vec<u64>, R)>,
+    ) -> Result<Option<R>> {
+        let (k, h) = self.key(key)?;
+        let inner = &*self.inner;
+        for _ in 0..MAX_RESTARTS {
+            if let Some((slot, kg)) = inner.find(&k, h)? {
+                if let Some(r) = inner.pinned(slot, kg, word, &op) {
+                    return Ok(Some(r));
+                }
+                continue;
+            }
+            let Some(create) = create else {
+                return Ok(None);
+            };
+            let _guard = inner.lock()?;
+            // Someone may have inserted it while we waited for the lock.
+            if let Some((slot, kg)) = inner.find_locked(&k, h)? {
+                if let Some(r) = inner.pinned(slot, kg, word, &op) {
+                    return Ok(Some(r));
+                }
+                continue;
+            }
+            let (image, r) = create();
+            inner.insert_locked(&k, h, &image)?;
+            return Ok(Some(r));
+        }
+        Err(ShmError::Busy(
+            "a row that keeps being deleted and reinserted",
+        ))
+    }
+
+    /// Adds `delta` to an int cell (wrapping) and returns the new value; creates a zeroed
+    /// row first if `key` is missing. Lock-free when the row exists.
+    pub fn incr(&self, key: &[u8], column: &str, delta: i64) -> Result<i64> {
+        self.writable()?;
+        let inner = &*self.inner;
+        let c = inner.schema.int_column(column)?;
+        let word = inner.schema.offset(c);
+        let rows = inner.geo.row_words;
+        let create = move || {
+            let mut image = vec![0u64; rows];
+            image[word] = delta as u64;
+            (image, delta)
+        };
+        let r = self.cell_op(
+            key,
+            word,
+            |cell| (cell.fetch_add(delta as u64, Ordering::AcqRel) as i64).wrapping_add(delta),
+            Some(&create),
+        )?;
+        r.ok_or(ShmError::KeyNotFound)
+    }
+
+    /// `incr` by `-delta`.
+    pub fn decr(&self, key: &[u8], column: &str, delta: i64) -> Result<i64> {
+        self.incr(key, column, delta.wrapping_neg())
+    }
+
+    /// Adds `delta` to a float cell (compare-and-swap loop) and returns the new value;
+    /// creates a zeroed row first if `key` is missing. Lock-free when the row exists.
+    pub fn incr_float(&self, key: &[u8], column: &str, delta: f64) -> Result<f64> {
+        self.writable()?;
+        let inner = &*self.inner;
+        let c = inner.schema.float_column(column)?;
+        let word = inner.schema.offset(c);
+        let rows = inner.geo.row_words;
+        let create = move || {
+            let mut image = vec![0u64; rows];
+            image[word] = delta.to_bits();
+            (image, delta)
+        };
+        let add = |cell: &AtomicU64| {
+            let mut cur = cell.load(Ordering::Acquire);
+            loop {
+                let new = f64::from_bits(cur) + delta;
+                match cell.compare_exchange_weak(
+                    cur,
+                    new.to_bits(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return new,
+                    Err(seen) => cur = seen,
+                }
+            }
+        };
+        let r = self.cell_op(key, word, add, Some(&create))?;
+        r.ok_or(ShmError::KeyNotFound)
+    }
+
+    /// `incr_float` by `-delta`.
+    pub fn decr_float(&self, key: &[u8], column: &str, delta: f64) -> Result<f64> {
+        self.incr_float(key, column, -delta)
+    }
+
+    /// Atomically stores one int cell of an existing row, without the table lock.
+    /// [`ShmError::KeyNotFound`] if the row is missing.
+    pub fn store_int(&self, key: &[u8], column: &str, value: i64) -> Result<()> {
+        self.writable()?;
+        let c = self.inner.schema.int_column(column)?;
+        let word = self.inner.schema.offset(c);
+        self.cell_op(
+            key,
+            word,
+            |cell| cell.store(value as u64, Ordering::Release),
+            None,
+        )?
+        .ok_or(ShmError::KeyNotFound)
+    }
+
+    /// Atomically loads one int cell, without the table lock; None if the row is missing.
+    pub fn load_int(&self, key: &[u8], column: &str) -> Result<Option<i64>> {
+        let c = self.inner.schema.int_column(column)?;
+        let word = self.inner.schema.offset(c);
+        let (k, h) = self.key(key)?;
+        let inner = &*self.inner;
+        for _ in 0..MAX_RESTARTS {
+            let Some((slot, kg)) = inner.find(&k, h)? else {
+                return Ok(None);
+            };
+            let v = inner.cell(slot, word).load(Ordering::Acquire);
+            // The value belongs to the row only if the slot was not reused meanwhile.
+            if inner.kgen(slot).load(Ordering::Acquire) == kg {
+                return Ok(Some(v as i64));
+            }
+        }
+        Err(ShmError::Busy(
+            "a row that keeps being deleted and reinserted",
+        ))
+    }
+
+    /// Resolves `key`'s int `column` to a handle whose `store`/`load`/`fetch_add` are
+    /// single atomic instructions. [`ShmError::KeyNotFound`] if the row is missing.
+    pub fn int_cell(&self, key: &[u8], column: &str) -> Result<IntCell> {
+        let c = self.inner.schema.int_column(column)?;
+        let word = self.inner.schema.offset(c);
+        let (k, h) = self.key(key)?;
+        let Some((slot, kg)) = self.inner.find(&k, h)? else {
+            return Err(ShmError::KeyNotFound);
+        };
+        Ok(IntCell::new(Arc::clone(&self.inner), slot, kg, word))
+    }
+
+    /// Deletes `key`'s row; false if it was not there.
+    pub fn del(&self, key: &[u8]) -> Result<bool> {
+        self.writable()?;
+        let (k, h) = self.key(key)?;
+        let inner = &*self.inner;
+        let _guard = inner.lock()?;
+        match inner.find_locked(&k, h)? {
+            Some((slot, _)) => {
+                inner.delete_locked(slot)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Whether `key` has a row.
+    pub fn exists(&self, key: &[u8]) -> Result<bool> {
+        let (k, h) = self.key(key)?;
+        Ok(self.inner.find(&k, h)?.is_some())
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.inner.w(H_COUNT).load(Ordering::Acquire) as usize
+    }
+
+    /// Whether the table has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Most rows the table can hold.
+    pub fn capacity(&self) -> usize {
+        self.inner.geo.capacity
+    }
+
+    /// Bytes mapped: the whole file (header, buckets, slots).
+    pub fn memory_size(&self) -> usize {
+        self.inner.region.len()
+    }
+
+    /// The table's schema.
+    pub fn schema(&self) -> &Schema {
+        &self.inner.schema
+    }
+
+    /// The table file's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Pid of the process that created the table.
+    pub fn owner_pid(&self) -> u32 {
+        crate::procinfo::token_pid(self.inner.owner)
+    }
+
+    /// Whether the creating process is still running (pid-reuse safe).
+    pub fn owner_alive(&self) -> bool {
+        token_alive(self.inner.owner)
+    }
+
+    /// Whether the calling process created the table.
+    pub fn is_owner(&self) -> bool {
+        my_token() == self.inner.owner
+    }
+
+    /// The pid holding the table lock right now, if any (for inspection).
+    pub fn lock_holder_pid(&self) -> Option<u32> {
+        match self.inner.lock_holder() {
+            0 => None,
+            token => Some(crate::procinfo::token_pid(token)),
+        }
+    }
+
+    /// Whether this handle may write.
+    pub fn is_writable(&self) -> bool {
+        self.inner.region.writable()
+    }
+
+    /// Removes the table file (the owner's clean shutdown). Mappings stay valid until
+    /// dropped. Other processes (forked children included) get [`ShmError::NotOwner`];
+    /// dropping a `Table` never removes anything.
+    pub fn unlink(&self) -> Result<()> {
+        let me = my_token();
+        if me != self.inner.owner {
+            return Err(ShmError::NotOwner {
+                path: self.inner.path.clone(),
+                owner: self.owner_pid(),
+                me: crate::procinfo::token_pid(me),
+            });
+        }
+        std::fs::remove_file(&self.inner.path)
+            .map_err(io_err("unlink table file", &self.inner.path))
+    }
+
+    /// Iterates over the rows in slot order. Each row is a consistent snapshot; rows
+    /// inserted or deleted during the iteration may or may not be seen.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            table: self,
+            slot: 0,
+        }
+    }
+
+    /// Checks the structural invariants (see the README); takes the lock on a writable
+    /// table so the structure is still, and reports the first violation.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let _guard = if self.inner.region.writable() {
+            Some(self.inner.lock()?)
+        } else {
+            None
+        };
+        crate::verify::verify(&self.inner)
+    }
+}
+
+pub use crate::verify::VerifyReport;
+
+/// Iterator over a table's rows; see [`Table::iter`].
+pub struct Iter<'a> {
+    table: &'a Table,
+    slot: usize,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Result<Row>;
+
+    fn next(&mut self) -> Option<Result<Row>> {
+        let inner = &*self.table.inner;
+        while self.slot < inner.geo.capacity {
+            let slot = self.slot;
+            self.slot += 1;
+            let kg = inner.kgen(slot).load(Ordering::Acquire);
+            if kg % 4 != 3 {
+                continue;
+            }
+            match inner.read_row(slot, kg, true) {
+                Ok(Some((key, image))) => return Some(inner.decode(slot, key, &image)),
+                Ok(None) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        None
+    }
+}
+
+fn check_schema(path: &Path, want: &Schema, have: &Schema) -> Result<()> {
+    let mismatch = |what: String| ShmError::SchemaMismatch {
+        path: path.to_owned(),
+        what,
+    };
+    if want.columns().len() != have.columns().len() {
+        return Err(mismatch(format!(
+            "expected {} columns, table has {}",
+            want.columns().len(),
+            have.columns().len()
+        )));
+    }
+    for (w, h) in want.columns().iter().zip(have.columns()) {
+        if w != h {
+            return Err(mismatch(format!(
+                "expected column {:?} {:?}, table has {:?} {:?}",
+                w.name(),
+                w.kind(),
+                h.name(),
+                h.kind()
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! Single-process behaviour: every operation, limits and errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
+
+use tarsfork_shm::{Column, Schema, ShmError, Table, Value, MAX_KEY_LEN};
+
+fn schema() -> Schema {
+    Schema::new(vec![
+        Column::int("hits"),
+        Column::float("load"),
+        Column::string("name", 10),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn set_get_incr_del_roundtrip() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Table::create(&dir.path().join("t"), &schema(), 16).unwrap();
+    assert_eq!(t.get(b"a").unwrap(), None);
+    t.set(
+        b"a",
+        &[("name", Value::str("alpha")), ("hits", Value::Int(7))],
+    )
+    .unwrap();
+    let row = t.get(b"a").unwrap().unwrap();
+    assert_eq!(row.int("hits"), Some(7));
+    assert_eq!(row.float("load"), Some(0.0));
+    assert_eq!(row.text("name").as_deref(), Some("alpha"));
+    // Partial set keeps the other cells.
+    t.set(b"a", &[("load", Value::Float(1.5))]).unwrap();
+    let row = t.get(b"a").unwrap().unwrap();
+    assert_eq!(row.int("hits"), Some(7));
+    assert_eq!(row.float("load"), Some(1.5));
+    assert_eq!(t.incr(b"a", "hits", 5).unwrap(), 12);
+    assert_eq!(t.decr(b"a", "hits", 2).unwrap(), 10);
+    assert_eq!(t.incr_float(b"a", "load", 0.25).unwrap(), 1.75);
+    // incr on a missing key creates a zeroed row.
+    assert_eq!(t.incr(b"b", "hits", -4).unwrap(), -4);
+    assert_eq!(
+        t.get(b"b").unwrap().unwrap().text("name").as_deref(),
+        Some("")
+    );
+    assert_eq!(t.len(), 2);
+    assert!(t.exists(b"b").unwrap());
+    assert!(t.del(b"b").unwrap());
+    assert!(!t.del(b"b").unwrap());
+    assert!(!t.exists(b"b").unwrap());
+    assert_eq!(t.len(), 1);
+    t.store_int(b"a", "hits", 99).unwrap();
+    assert_eq!(t.load_int(b"a", "hits").unwrap(), Some(99));
+    assert_eq!(t.load_int(b"zz", "hits").unwrap(), None);
+    assert!(matches!(
+        t.store_int(b"zz", "hits", 1),
+        Err(ShmError::KeyNotFound)
+    ));
+    let cell = t.int_cell(b"a", "hits").unwrap();
+    cell.store(5);
+    assert_eq!(cell.fetch_add(2), 5);
+    assert_eq!(t.load_int(b"a", "hits").unwrap(), Some(7));
+    assert!(cell.is_current());
+    t.del(b"a").unwrap();
+    assert!(!cell.is_current());
+    t.verify().unwrap();
+}
+
+#[test]
+fn limits_are_errors_not_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Table::create(&dir.path().join("t"), &schema(), 2).unwrap();
+    let long = vec![b'k'; MAX_KEY_LEN + 1];
+    assert!(matches!(
+        t.set(&long, &[]),
+        Err(ShmError::KeyTooLong { len: 64, max: 63 })
+    ));
+    assert!(matches!(
+        t.incr(&long, "hits", 1),
+        Err(ShmError::KeyTooLong { .. })
+    ));
+    let max = vec![b'k'; MAX_KEY_LEN];
+    t.set(&max, &[]).unwrap();
+    assert!(t.exists(&max).unwrap());
+    assert!(matches!(
+        t.set(b"x", &[("name", Value::str("01234567890"))]),
+        Err(ShmError::ValueTooLong {
+            len: 11,
+            max: 10,
+            ..
+        })
+    ));
+    assert!(matches!(
+        t.set(b"x", &[("nope", Value::Int(1))]),
+        Err(ShmError::NoSuchColumn(_))
+    ));
+    assert!(matches!(
+        t.set(b"x", &[("hits", Value::str("1"))]),
+        Err(ShmError::TypeMismatch { .. })
+    ));
+    assert!(matches!(
+        t.incr(b"x", "name", 1),
+        Err(ShmError::TypeMismatch { .. })
+    ));
+    t.set(b"x", &[("name", Value::str("0123456789"))]).unwrap();
+    assert!(matches!(
+        t.set(b"y", &[]),
+        Err(ShmError::Full { capacity: 2 })
+    ));
+    assert!(matches!(
+        t.incr(b"y", "hits", 1),
+        Err(ShmError::Full { capacity: 2 })
+    ));
+    assert_eq!(t.len(), 2);
+    t.del(b"x").unwrap();
+    t.set(b"y", &[]).unwrap();
+    t.verify().unwrap();
+}
+
+#[test]
+fn deleted_slots_are_reused_for_a_million_cycles() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Table::create(&dir.path().join("t"), &schema(), 1024).unwrap();
+    for i in 0..1000u32 {
+        t.set(
+            format!("base{i}").as_bytes(),
+            &[("hits", Value::Int(i.into()))],
+        )
+        .unwrap();
+    }
+    for i in 0..1_000_000u32 {
+        let k = format!("churn{}", i % 24);
+        t.set(k.as_bytes(), &[]).unwrap();
+        assert!(t.del(k.as_bytes()).unwrap());
+    }
+    assert_eq!(t.len(), 1000);
+    for i in 0..1000u32 {
+        assert_eq!(
+            t.load_int(format!("base{i}").as_bytes(), "hits").unwrap(),
+            Some(i.into())
+        );
+    }
+    let report = t.verify().unwrap();
+    assert_eq!(report.rows, 1000);
+    assert_eq!(report.free, 24);
+}
+
+#[test]
+fn open_validates_and_schema_mismatch_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t");
+    let t = Table::create(&path, &schema(), 8).unwrap();
+    t.set(b"k", &[("hits", Value::Int(3))]).unwrap();
+    let o = Table::open(&path).unwrap();
+    assert_eq!(o.load_int(b"k", "hits").unwrap(), Some(3));
+    Table::open_with_schema(&path, &schema()).unwrap();
+    let other = Schema::new(vec![
+        Column::int("hits"),
+        Column::int("load"),
+        Column::string("name", 10),
+    ])
+    .unwrap();
+    assert!(matches!(
+        Table::open_with_schema(&path, &other),
+        Err(ShmError::SchemaMismatch { .. })
+    ));
+    let ro = Table::open_readonly(&path).unwrap();
+    assert!(matches!(ro.set(b"k", &[]), Err(ShmError::ReadOnly)));
+    assert!(matches!(ro.incr(b"k", "hits", 1), Err(ShmError::ReadOnly)));
+    assert_eq!(ro.get(b"k").unwrap().unwrap().int("hits"), Some(3));
+    assert!(matches!(
+        Table::create(&path, &schema(), 8),
+        Err(ShmError::Io { .. })
+    ));
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, vec![7u8; 8192]).unwrap();
+    assert!(matches!(Table::open(&junk), Err(ShmError::BadMagic { .. })));
+    std::fs::write(&junk, b"short").unwrap();
+    assert!(matches!(
+        Table::open(&junk),
+        Err(ShmError::BadHeader { .. })
+    ));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    t.unlink().unwrap();
+    assert!(!path.exists());
+}

@@ -197,42 +197,47 @@ impl RequestParser {
     /// body), or `None` when more bytes are needed.
     fn parse_head(&mut self, input: &[u8]) -> Result<Option<usize>, HttpError> {
         let limit = self.limits.max_header_bytes;
-        match find_head_end(input, self.scan_from) {
-            Err(resume) => {
+        // On the first look at a head, httparse (SIMD) finds its end in the same pass that
+        // parses it: the whole head nearly always arrives in one read. After a partial
+        // head, only the newly arrived bytes are scanned for the end before parsing again.
+        if self.scan_from > 0 {
+            if let Err(resume) = find_head_end(input, self.scan_from) {
                 self.scan_from = resume;
                 if input.len() > limit {
                     return Err(HttpError::HeadTooLarge { limit });
                 }
                 check_first_line(input)?;
+                return Ok(None);
+            }
+        }
+        let max_headers = self.limits.max_headers.min(MAX_HEADERS_CAP);
+        let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CAP];
+        let slots = slots.get_mut(..max_headers).unwrap_or_default();
+        let mut parsed = httparse::Request::new(&mut []);
+        match parsed.parse_with_uninit_headers(input, slots) {
+            Ok(httparse::Status::Complete(len)) => {
+                if len > limit {
+                    return Err(HttpError::HeadTooLarge { limit });
+                }
+                self.accept_head(input, len, &parsed)?;
+                Ok(Some(len))
+            }
+            // Everything so far is valid. Remember how far the end is known to be absent
+            // (past an end-looking blank line when it only ended leading empty lines).
+            Ok(httparse::Status::Partial) => {
+                if input.len() > limit {
+                    return Err(HttpError::HeadTooLarge { limit });
+                }
+                self.scan_from = match find_head_end(input, self.scan_from) {
+                    Ok(end) => end,
+                    Err(resume) => resume,
+                };
                 Ok(None)
             }
-            Ok(end) => {
-                let max_headers = self.limits.max_headers.min(MAX_HEADERS_CAP);
-                let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CAP];
-                let slots = slots.get_mut(..max_headers).unwrap_or_default();
-                let mut parsed = httparse::Request::new(&mut []);
-                match parsed.parse_with_uninit_headers(input, slots) {
-                    Ok(httparse::Status::Complete(len)) => {
-                        if len > limit {
-                            return Err(HttpError::HeadTooLarge { limit });
-                        }
-                        self.accept_head(input, len, &parsed)?;
-                        Ok(Some(len))
-                    }
-                    // Leading empty lines made the end we found not the real one.
-                    Ok(httparse::Status::Partial) => {
-                        self.scan_from = end;
-                        if input.len() > limit {
-                            return Err(HttpError::HeadTooLarge { limit });
-                        }
-                        Ok(None)
-                    }
-                    Err(httparse::Error::TooManyHeaders) => {
-                        Err(HttpError::TooManyHeaders { limit: max_headers })
-                    }
-                    Err(e) => Err(HttpError::Malformed(e)),
-                }
+            Err(httparse::Error::TooManyHeaders) => {
+                Err(HttpError::TooManyHeaders { limit: max_headers })
             }
+            Err(e) => Err(HttpError::Malformed(e)),
         }
     }
 
@@ -558,12 +563,13 @@ fn check_first_line(input: &[u8]) -> Result<(), HttpError> {
 
 /// Length of `scheme://authority` in an absolute-form target (0 otherwise).
 fn absolute_form_prefix(target: &str) -> u32 {
+    // Origin form (`/path`) and `*` are by far the most common: no search for them.
+    if target.starts_with('/') || target == "*" {
+        return 0;
+    }
     let Some(after_scheme) = target.find("://").map(|i| i + 3) else {
         return 0;
     };
-    if target.starts_with('/') {
-        return 0;
-    }
     let rest = target.get(after_scheme..).unwrap_or_default();
     let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
     u32::try_from(after_scheme + authority_len).unwrap_or(0)

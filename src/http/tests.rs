@@ -635,3 +635,126 @@ fn hostile_inputs_never_panic() {
         let _ = feed(small_limits(), &input, step);
     }
 }
+
+#[test]
+fn zero_length_body_and_head_method() {
+    let req = parse_one(b"POST /e HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    assert!(req.body().is_empty());
+    assert!(!req.response_meta().head);
+    let req = parse_one(b"HEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let meta = req.response_meta();
+    assert!(meta.head && meta.keep_alive);
+    assert_eq!(meta.version, 0);
+    let req = parse_one(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    assert!(req.body().is_empty());
+}
+
+#[test]
+fn header_values_are_trimmed_and_may_be_binary() {
+    let req = parse_one(b"GET / HTTP/1.1\r\nX-A:   spaced value \t \r\nX-B: caf\xe9\r\n\r\n");
+    assert_eq!(req.header("x-a"), Some(&b"spaced value"[..]));
+    assert_eq!(req.header("x-b"), Some(&b"caf\xe9"[..]));
+    assert_eq!(req.header_str("x-b"), None);
+    assert_eq!(req.header_str("x-a"), Some("spaced value"));
+}
+
+#[test]
+fn header_count_at_limit_is_accepted() {
+    let mut head = b"GET / HTTP/1.1\r\n".to_vec();
+    for i in 0..8 {
+        head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+    }
+    head.extend_from_slice(b"\r\n");
+    let reqs = feed(small_limits(), &head, 3).unwrap();
+    assert_eq!(reqs[0].headers().count(), 8);
+}
+
+#[test]
+fn slow_oversized_head_is_431_and_slow_garbage_is_400() {
+    let mut head = b"GET / HTTP/1.1\r\n".to_vec();
+    head.resize(400, b'a');
+    let err = feed(small_limits(), &head, 1).unwrap_err();
+    assert_eq!(err.status(), 431);
+    let err = feed(Limits::default(), b"\x16\x03\x01\x00\xa5\x01\x00\x00", 1).unwrap_err();
+    assert_eq!(err.status(), 400);
+    let err = feed(Limits::default(), b"GET / HTTP/1.1\r\nX\x01: y\r\n\r\n", 1).unwrap_err();
+    assert_eq!(err.status(), 400);
+}
+
+/// A tiny deterministic generator (xorshift64) for the randomized tests.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> usize {
+        (self.next() % n) as usize
+    }
+}
+
+/// Random valid pipelines (GET, Content-Length and chunked bodies with extensions and
+/// trailers) fed in random piece sizes must yield exactly the generated requests.
+#[test]
+fn random_pipelines_split_anywhere_parse_exactly() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for round in 0..200 {
+        let mut wire = Vec::new();
+        let mut expected = Vec::new();
+        for n in 0..(1 + rng.below(6)) {
+            let body: Vec<u8> = (0..rng.below(40)).map(|_| rng.next() as u8).collect();
+            let path = format!("/r{round}/{n}");
+            match rng.below(3) {
+                0 => {
+                    wire.extend_from_slice(
+                        format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes(),
+                    );
+                    expected.push((path, Vec::new()));
+                }
+                1 => {
+                    wire.extend_from_slice(
+                        format!(
+                            "POST {path} HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    );
+                    wire.extend_from_slice(&body);
+                    expected.push((path, body));
+                }
+                _ => {
+                    wire.extend_from_slice(
+                        format!("POST {path} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+                            .as_bytes(),
+                    );
+                    let mut rest = &body[..];
+                    while !rest.is_empty() {
+                        let take = 1 + rng.below(rest.len() as u64);
+                        let ext = if rng.below(2) == 0 { ";a=b" } else { "" };
+                        wire.extend_from_slice(format!("{take:X}{ext}\r\n").as_bytes());
+                        wire.extend_from_slice(&rest[..take]);
+                        wire.extend_from_slice(b"\r\n");
+                        rest = &rest[take..];
+                    }
+                    wire.extend_from_slice(b"0\r\n");
+                    if rng.below(2) == 0 {
+                        wire.extend_from_slice(b"T: v\r\n");
+                    }
+                    wire.extend_from_slice(b"\r\n");
+                    expected.push((path, body));
+                }
+            }
+        }
+        let step = 1 + rng.below(wire.len() as u64);
+        let got = feed(Limits::default(), &wire, step).unwrap();
+        let got: Vec<(String, Vec<u8>)> = got
+            .iter()
+            .map(|r| (r.path().to_owned(), r.body().to_vec()))
+            .collect();
+        assert_eq!(got, expected, "round {round}, step {step}");
+    }
+}

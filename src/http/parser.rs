@@ -71,6 +71,9 @@ enum Chunk {
 /// there is no reason to let a client stream them forever.
 const MAX_CHUNK_LINE: usize = 4096;
 
+/// Largest body buffer kept for reuse by [`RequestParser::recycle`].
+const KEEP_BODY_CAPACITY: usize = 64 * 1024;
+
 /// How much of the first line is checked before the head is complete (enough for a
 /// method, a short target and the version; longer lines are checked once complete).
 const EARLY_CHECK_BYTES: usize = 64;
@@ -126,7 +129,12 @@ impl RequestParser {
     }
 
     /// Hands a finished request back so its buffers are reused for the next request.
-    pub fn recycle(&mut self, request: Request) {
+    /// A body buffer above 64 KiB is dropped rather than kept, so one big
+    /// upload does not pin memory for the rest of a keep-alive connection.
+    pub fn recycle(&mut self, mut request: Request) {
+        if request.body.capacity() > KEEP_BODY_CAPACITY {
+            request.body = Vec::new();
+        }
         self.spare = Some(request);
     }
 

@@ -758,3 +758,20 @@ fn random_pipelines_split_anywhere_parse_exactly() {
         assert_eq!(got, expected, "round {round}, step {step}");
     }
 }
+
+#[test]
+fn recycle_drops_a_big_body_buffer() {
+    let mut p = RequestParser::default();
+    let mut big = b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    big.resize(big.len() + 100_000, b'b');
+    let req = match p.parse(&big).unwrap() {
+        ParseStatus::Complete { request, .. } => request,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(req.body().len(), 100_000);
+    p.recycle(req);
+    match p.parse(GET).unwrap() {
+        ParseStatus::Complete { request, .. } => assert_eq!(request.body.capacity(), 0),
+        other => panic!("{other:?}"),
+    }
+}

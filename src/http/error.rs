@@ -1,6 +1,6 @@
 //! Protocol errors: each maps to the status code answered before closing the connection.
 
-use super::Response;
+use super::{Response, ResponseMeta};
 
 /// Why a request was rejected. The connection must be closed after writing
 /// [`HttpError::response`]: the byte stream can no longer be trusted to be in sync.
@@ -81,5 +81,17 @@ impl HttpError {
             _ => "Bad Request\n",
         };
         Response::text(status, body).close()
+    }
+
+    /// Appends [`HttpError::response`] to `out` (optionally with a `Date` header). The
+    /// caller then flushes `out` and closes the connection.
+    pub fn write_response(&self, out: &mut Vec<u8>, date: Option<&str>) {
+        let meta = ResponseMeta {
+            version: 1,
+            keep_alive: false,
+            head: false,
+            date,
+        };
+        self.response().write_to(out, meta);
     }
 }

@@ -6,6 +6,32 @@
 //! output buffer. A protocol error is an [`HttpError`] whose [`HttpError::response`] is
 //! written before closing that one connection.
 //!
+//! How a connection loop drives it (here the "socket" is a byte slice):
+//!
+//! ```
+//! use tarsfork::http::{ConnBuffer, HttpDate, Limits, Response};
+//! let mut socket: &[u8] = b"GET / HTTP/1.1\r\n\r\nGET /x HTTP/1.0\r\n\r\n";
+//! let date = HttpDate::new(std::time::SystemTime::now()); // `update` it once per loop turn
+//! let (mut conn, mut out, mut open) = (ConnBuffer::new(Limits::default()), Vec::new(), true);
+//! while open && conn.read_from(&mut socket).unwrap() > 0 {   // on WouldBlock: wait for readiness
+//!     loop {
+//!         match conn.next_request() {
+//!             Ok(Some(req)) => {
+//!                 let mut meta = req.response_meta();
+//!                 meta.date = Some(date.as_str()); // and `meta.keep_alive = false` when draining
+//!                 open = Response::text(200, "hello").write_to(&mut out, meta);
+//!                 conn.recycle(req);
+//!                 if !open { break; } // flush `out`, then close
+//!             }
+//!             Ok(None) => { conn.write_continue(&mut out); break; }
+//!             Err(e) => { e.write_response(&mut out, Some(date.as_str())); open = false; break; }
+//!         }
+//!     }
+//! }
+//! assert_eq!(out.windows(5).filter(|w| w == b"hello").count(), 2);
+//! assert!(!open); // the HTTP/1.0 request did not ask for keep-alive
+//! ```
+//!
 //! Choices where HTTP leaves room:
 //! - `Expect: 100-continue` is answered: after a `Partial` the caller asks
 //!   [`RequestParser::write_continue`] (or [`ConnBuffer::write_continue`]) whether to send

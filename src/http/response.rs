@@ -17,6 +17,18 @@ pub struct ResponseMeta<'a> {
     pub date: Option<&'a str>,
 }
 
+impl Default for ResponseMeta<'_> {
+    /// An HTTP/1.1 keep-alive, non-HEAD request, no `Date`.
+    fn default() -> Self {
+        ResponseMeta {
+            version: 1,
+            keep_alive: true,
+            head: false,
+            date: None,
+        }
+    }
+}
+
 /// An HTTP response. Static bodies and header values are borrowed, so the common
 /// `Response::text(200, "hello")` allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -775,3 +775,15 @@ fn recycle_drops_a_big_body_buffer() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn error_write_response_is_a_closing_answer() {
+    let mut out = Vec::new();
+    HttpError::TooManyHeaders { limit: 3 }.write_response(&mut out, Some("D"));
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "HTTP/1.1 431 Request Header Fields Too Large\r\nDate: D\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 32\r\nConnection: close\r\n\r\nRequest Header Fields Too Large\n"
+    );
+    let meta = ResponseMeta::default();
+    assert!(meta.keep_alive && meta.version == 1 && !meta.head && meta.date.is_none());
+}

@@ -1,5 +1,40 @@
 //! tarsfork: a multi-process prefork server in the swoole style for the Tars platform.
+//!
+//! A **master** binds the listeners, owns the pid file and the shared memory, and forks a
+//! **manager**; the manager forks N **event workers** (HTTP now, Tars RPC later) and M
+//! **task workers**. An application registers its callbacks on a [`Service`] and calls
+//! [`run`], which gives it the whole `tarsfork --config=… [start|stop|…]` command.
+//!
+//! ```no_run
+//! use tarsfork::{http::Response, Service};
+//! fn main() -> std::process::ExitCode {
+//!     tarsfork::run(Service::new(|_req, _ctx| Response::text(200, "hello")))
+//! }
+//! ```
 
+pub mod cli;
 pub mod config;
+pub mod error;
 pub mod http;
+pub mod log;
+pub mod master;
+mod manager;
+pub mod pidfile;
+mod process;
+pub mod scoreboard;
+pub mod service;
 pub mod settings;
+pub mod signals;
+pub mod sys;
+mod task;
+pub mod taskq;
+mod worker;
+
+pub use error::{Error, EXIT_BOOT_ERROR};
+pub use service::{Ctx, Service, TaskCtx};
+pub use settings::Settings;
+
+/// Runs the command line (`start` by default) for `service`.
+pub fn run(service: Service) -> std::process::ExitCode {
+    cli::main(service)
+}

@@ -1577,3 +1577,652 @@ fn ip_matches(pattern: &str, ip: IpAddr) -> bool {
             .zip(octets)
             .all(|(p, o)| *p == "*" || p.parse::<u8>() == Ok(o))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    fn example_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/example.config.conf")
+    }
+
+    /// A minimal valid config: `server_lines` go right after `datapath=` (their first
+    /// line is line 7), then `adapters` (default: one HTTP adapter), then `client`.
+    fn conf(server_lines: &str, adapters: Option<&str>, client: &str) -> String {
+        let adapters = adapters.unwrap_or(
+            "<A.S.HttpObjAdapter>\nendpoint=tcp -h 127.0.0.1 -p 9000\n</A.S.HttpObjAdapter>\n",
+        );
+        format!(
+            "<tars>\n<application>\n<server>\napp=A\nserver=S\ndatapath=/d/\n{server_lines}{adapters}</server>\n<client>\n{client}</client>\n</application>\n</tars>\n"
+        )
+    }
+
+    fn settings(text: &str) -> Result<Settings, ConfigError> {
+        Settings::from_tree(&ConfigTree::parse(text, "t.conf")?)
+    }
+
+    fn ok(text: &str) -> Settings {
+        match settings(text) {
+            Ok(s) => s,
+            Err(e) => panic!("unexpected error: {e}\n{text}"),
+        }
+    }
+
+    fn err(text: &str) -> String {
+        match settings(text) {
+            Ok(s) => panic!("expected an error, got {s:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn example_file_every_value() {
+        let s = Settings::from_file(example_path()).unwrap();
+        assert_eq!(s.source.as_deref(), Some(example_path().as_path()));
+        assert!(!s.enableset);
+        assert_eq!(s.setdivision, None);
+        assert_eq!(
+            (s.app.as_str(), s.server.as_str()),
+            ("TestApp", "HelloServer")
+        );
+        assert_eq!(s.full_name(), "TestApp.HelloServer");
+        let node = s.node.as_ref().unwrap();
+        assert_eq!(node.name, "tars.tarsnode.ServerObj");
+        assert_eq!(
+            node.endpoints,
+            [Endpoint::parse("tcp -h 127.0.0.1 -p 19386 -t 60000").unwrap()]
+        );
+        assert_eq!(s.nodename.as_deref(), Some("127.0.0.1"));
+        assert_eq!(s.localip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            s.local,
+            Some(Endpoint::parse("tcp -h 127.0.0.1 -p 38721 -t 10000").unwrap())
+        );
+        let data = "/usr/local/app/tars/tarsnode/data/TestApp.HelloServer/";
+        assert_eq!(s.basepath, Some(PathBuf::from(format!("{data}bin/"))));
+        assert_eq!(s.datapath, PathBuf::from(format!("{data}data/")));
+        assert_eq!(
+            s.logpath,
+            Some(PathBuf::from("/usr/local/app/tars/app_log/"))
+        );
+        assert_eq!(
+            s.log_file(),
+            Some(PathBuf::from(
+                "/usr/local/app/tars/app_log/TestApp/HelloServer/TestApp.HelloServer.log"
+            ))
+        );
+        assert_eq!(s.logsize, 15 * 1024 * 1024);
+        assert_eq!(s.lognum, 10);
+        assert_eq!(s.loglevel, LogLevel::Debug);
+        assert_eq!(s.config.as_ref().unwrap().name, "tars.tarsconfig.ConfigObj");
+        assert!(s.config.as_ref().unwrap().endpoints.is_empty());
+        assert_eq!(s.notify.as_ref().unwrap().name, "tars.tarsnotify.NotifyObj");
+        assert_eq!(s.log.as_ref().unwrap().name, "tars.tarslog.LogObj");
+        assert_eq!(s.deactivating_timeout, ms(3000));
+        assert_eq!(s.activating_timeout, ms(60_000));
+        assert_eq!(s.task_worker_num, 1);
+        assert!(s.daemonize);
+        assert_eq!(s.max_request, 100_000);
+        // Derived defaults.
+        assert_eq!(s.max_request_grace, 50_000);
+        assert_eq!(s.worker_num, 2);
+        assert_eq!(
+            s.pid_file,
+            PathBuf::from(format!("{data}data/TestApp.HelloServer.pid"))
+        );
+        // Keys the example leaves out.
+        assert_eq!(s.backlog, 511);
+        assert_eq!(s.keepalive_interval, ms(10_000));
+        assert_eq!(s.max_wait_time, Duration::from_secs(3));
+        assert_eq!(s.request_timeout, Duration::from_secs(60));
+        assert_eq!(s.worker_timeout, Duration::from_secs(30));
+
+        assert_eq!(s.adapters.len(), 2);
+        let http = &s.adapters[0];
+        assert_eq!(http.name, "TestApp.HelloServer.HttpObjAdapter");
+        assert_eq!(
+            http.endpoint,
+            Endpoint::parse("tcp -h 127.0.0.1 -p 8080 -t 60000").unwrap()
+        );
+        assert_eq!(http.idle_timeout(), ms(60_000));
+        assert_eq!(http.protocol, Protocol::NotTars);
+        assert_eq!(http.servant, "TestApp.HelloServer.HttpObj");
+        assert_eq!(http.threads, 2);
+        assert_eq!(http.maxconns, 200_000);
+        assert_eq!(http.queuecap, 10_000);
+        assert_eq!(http.queuetimeout, ms(60_000));
+        assert!(http.allow.is_empty());
+        assert_eq!(http.line, Some(26));
+        let tars = &s.adapters[1];
+        assert_eq!(tars.name, "TestApp.HelloServer.HelloObjAdapter");
+        assert_eq!(tars.endpoint.port, 10_000);
+        assert_eq!(tars.protocol, Protocol::Tars);
+        assert_eq!(tars.servant, "TestApp.HelloServer.HelloObj");
+        assert_eq!(tars.line, Some(36));
+        assert_eq!(s.adapter("TestApp.HelloServer.HelloObjAdapter"), Some(tars));
+
+        let c = &s.client;
+        let locator = c.locator.as_ref().unwrap();
+        assert_eq!(locator.name, "tars.tarsregistry.QueryObj");
+        assert_eq!(locator.endpoints[0].port, 17890);
+        assert_eq!(c.sync_invoke_timeout, ms(3000));
+        assert_eq!(c.async_invoke_timeout, ms(5000));
+        assert_eq!(c.refresh_endpoint_interval, ms(60_000));
+        assert_eq!(c.stat.as_ref().unwrap().name, "tars.tarsstat.StatObj");
+        assert_eq!(
+            c.property.as_ref().unwrap().name,
+            "tars.tarsproperty.PropertyObj"
+        );
+        assert_eq!(c.report_interval, ms(60_000));
+        assert_eq!(c.asyncthread, 3);
+        assert_eq!(c.modulename, "TestApp.HelloServer");
+
+        assert_eq!(s.unknown_keys(), &[]);
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn worker_num_defaults_to_largest_threads() {
+        let two = |a: u32, b: u32| {
+            format!(
+                "<A.S.AObjAdapter>\nendpoint=tcp -h 127.0.0.1 -p 9001\nthreads={a}\n</A.S.AObjAdapter>\n\
+                 <A.S.BObjAdapter>\nendpoint=tcp -h 127.0.0.1 -p 9002\nthreads={b}\n</A.S.BObjAdapter>\n"
+            )
+        };
+        assert_eq!(ok(&conf("", Some(&two(3, 5)), "")).worker_num, 5);
+        assert_eq!(ok(&conf("", Some(&two(7, 2)), "")).worker_num, 7);
+        // threads=0 (TarsCpp's own default) still gives one worker.
+        assert_eq!(ok(&conf("", Some(&two(0, 0)), "")).worker_num, 1);
+        // No threads= at all: the adapter default of 1.
+        assert_eq!(ok(&conf("", None, "")).worker_num, 1);
+        // An explicit worker_num wins.
+        assert_eq!(
+            ok(&conf("worker_num=3\n", Some(&two(7, 2)), "")).worker_num,
+            3
+        );
+    }
+
+    #[test]
+    fn other_defaults() {
+        let s = ok(&conf("", None, ""));
+        assert_eq!(s.task_worker_num, 1);
+        assert!(!s.daemonize);
+        assert_eq!((s.max_request, s.max_request_grace), (0, 0));
+        assert_eq!(s.pid_file, PathBuf::from("/d/A.S.pid"));
+        assert_eq!(s.loglevel, LogLevel::Info);
+        assert_eq!(s.logpath, None);
+        assert_eq!(s.log_file(), None);
+        assert_eq!(s.logsize, 50 << 20);
+        assert_eq!(s.client.modulename, "A.S");
+        let a = &s.adapters[0];
+        assert_eq!((a.threads, a.maxconns, a.queuecap), (1, 128, 1024));
+        assert_eq!(a.queuetimeout, ms(10_000));
+        assert_eq!(a.servant, "A.S.HttpObj");
+
+        let s = ok(&conf("max_request=1001\n", None, ""));
+        assert_eq!(s.max_request_grace, 500);
+        let s = ok(&conf("max_request=1000\nmax_request_grace=0\n", None, ""));
+        assert_eq!(s.max_request_grace, 0);
+
+        let s = ok(&conf("pid_file=run/x.pid\n", None, ""));
+        assert_eq!(s.pid_file, PathBuf::from("/d/run/x.pid"));
+        let s = ok(&conf("pid_file=/var/run/x.pid\n", None, ""));
+        assert_eq!(s.pid_file, PathBuf::from("/var/run/x.pid"));
+
+        // Without datapath, the per-user temp dir.
+        let text = conf("", None, "").replace("datapath=/d/\n", "");
+        let s = ok(&text);
+        assert_eq!(s.datapath, default_datapath());
+        assert!(s.datapath.starts_with(std::env::temp_dir()));
+        let uid = nix::unistd::getuid().to_string();
+        assert!(s.datapath.ends_with(format!("tarsfork-{uid}")));
+    }
+
+    #[test]
+    fn durations_units_and_suffixes() {
+        let s = ok(&conf(
+            "max_wait_time=2\nrequest_timeout=1500ms\nworker_timeout=4s\n\
+             deactivating-timeout=2\nkeepalive-interval=3s\n",
+            None,
+            "report-interval=250ms\nsync-invoke-timeout=7\n",
+        ));
+        assert_eq!(s.max_wait_time, Duration::from_secs(2));
+        assert_eq!(s.request_timeout, ms(1500));
+        assert_eq!(s.worker_timeout, Duration::from_secs(4));
+        assert_eq!(s.deactivating_timeout, ms(2));
+        assert_eq!(s.keepalive_interval, Duration::from_secs(3));
+        assert_eq!(s.client.report_interval, ms(250));
+        assert_eq!(s.client.sync_invoke_timeout, ms(7));
+        let s = ok(&conf("request_timeout=0\n", None, ""));
+        assert_eq!(s.request_timeout, Duration::ZERO);
+
+        for bad in [
+            "-1",
+            "1.5",
+            "s",
+            "ms",
+            "10m",
+            "",
+            "99999999999999999999",
+            "31536001",
+        ] {
+            let e = err(&conf(&format!("max_wait_time={bad}\n"), None, ""));
+            assert_eq!(
+                e,
+                format!(
+                    "t.conf:7: max_wait_time={bad}: expected a duration of at most a year: \
+                     a whole number of seconds, or a number with ms or s, e.g. max_wait_time=10"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn sizes_levels_flags_aliases() {
+        for (text, bytes) in [
+            ("1024", 1024),
+            ("10K", 10 << 10),
+            ("15M", 15 << 20),
+            ("2g", 2 << 30),
+            ("3MB", 3 << 20),
+        ] {
+            assert_eq!(
+                ok(&conf(&format!("logsize={text}\n"), None, "")).logsize,
+                bytes,
+                "{text}"
+            );
+        }
+        let e = err(&conf("logsize=15X\n", None, ""));
+        assert_eq!(
+            e,
+            "t.conf:7: logsize=15X: expected a size: a whole number of bytes, or with K, M or G, e.g. logsize=15M"
+        );
+        assert_eq!(
+            ok(&conf("loglevel=error\n", None, "")).loglevel,
+            LogLevel::Error
+        );
+        assert_eq!(
+            ok(&conf("logLevel=TARS\n", None, "")).loglevel,
+            LogLevel::Tars
+        );
+        // Both spellings: the later line wins.
+        assert_eq!(
+            ok(&conf("logLevel=WARN\nloglevel=NONE\n", None, "")).loglevel,
+            LogLevel::None
+        );
+        assert_eq!(
+            err(&conf("\nlogLevel=LOUD\n", None, "")),
+            "t.conf:8: logLevel=LOUD: expected one of NONE, ERROR, WARN, INFO, DEBUG, TARS, e.g. logLevel=DEBUG"
+        );
+        assert!(ok(&conf("daemonize=1\n", None, "")).daemonize);
+        assert!(!ok(&conf("daemonize=0\n", None, "")).daemonize);
+        assert_eq!(
+            err(&conf("daemonize=maybe\n", None, "")),
+            "t.conf:7: daemonize=maybe: expected 0 or 1, e.g. daemonize=1"
+        );
+        let text =
+            conf("", None, "").replace("<server>", "enableset=y\nsetdivision=app.sz.1\n<server>");
+        let s = ok(&text);
+        assert!(s.enableset);
+        assert_eq!(s.setdivision.as_deref(), Some("app.sz.1"));
+    }
+
+    #[test]
+    fn bad_numbers_name_file_line_key_and_fix() {
+        assert_eq!(
+            err(&conf("\n\nworker_num=abc\n", None, "")),
+            "t.conf:9: worker_num=abc: expected a whole number from 1 to 1024, e.g. worker_num=4"
+        );
+        assert_eq!(
+            err(&conf("worker_num=0\n", None, "")),
+            "t.conf:7: worker_num=0: expected a whole number from 1 to 1024, e.g. worker_num=4"
+        );
+        assert_eq!(
+            err(&conf("max_request=-5\n", None, "")),
+            "t.conf:7: max_request=-5: expected a whole number ≥ 0, e.g. max_request=100000"
+        );
+        assert_eq!(
+            err(&conf("backlog=70000\n", None, "")),
+            "t.conf:7: backlog=70000: expected a whole number from 1 to 65535, e.g. backlog=1024"
+        );
+        let adapter = "<A.S.HttpObjAdapter>\nendpoint=tcp -h 127.0.0.1 -p 9000\nthreads=lots\n</A.S.HttpObjAdapter>\n";
+        assert_eq!(
+            err(&conf("", Some(adapter), "")),
+            "t.conf:9: threads=lots: expected a whole number from 0 to 1024, e.g. threads=4"
+        );
+        assert_eq!(
+            err(&conf("", None, "\nasyncthread=x\n")),
+            "t.conf:13: asyncthread=x: expected a whole number from 0 to 1024, e.g. asyncthread=4"
+        );
+    }
+
+    #[test]
+    fn bad_endpoints_and_protocols() {
+        let adapter = |body: &str| format!("<A.S.HttpObjAdapter>\n{body}</A.S.HttpObjAdapter>\n");
+        assert_eq!(
+            err(&conf("", Some(&adapter("endpoint=tcp -h 127.0.0.1\n")), "")),
+            "t.conf:8: endpoint=tcp -h 127.0.0.1: missing -p PORT, e.g. endpoint=tcp -h 127.0.0.1 -p 8080 -t 60000"
+        );
+        assert_eq!(
+            err(&conf("", Some(&adapter("\nendpoint=tcp -h 127.0.0.1 -p http\n")), "")),
+            "t.conf:9: endpoint=tcp -h 127.0.0.1 -p http: port `http` is not a number from 0 to 65535, \
+             e.g. endpoint=tcp -h 127.0.0.1 -p 8080 -t 60000"
+        );
+        assert_eq!(
+            err(&conf("", Some(&adapter("endpoint=http -h a -p 1\n")), "")),
+            "t.conf:8: endpoint=http -h a -p 1: unknown transport `http`; an endpoint starts with tcp, udp or ssl, \
+             e.g. endpoint=tcp -h 127.0.0.1 -p 8080 -t 60000"
+        );
+        assert_eq!(
+            err(&conf(
+                "",
+                Some(&adapter("endpoint=tcp -h a -p 1\nprotocol=http\n")),
+                ""
+            )),
+            "t.conf:9: protocol=http: expected tars or not_tars, e.g. protocol=not_tars"
+        );
+        assert_eq!(
+            err(&conf("", Some(&adapter("protocol=tars\n")), "")),
+            "t.conf:7: endpoint= in <A.S.HttpObjAdapter> is missing; add e.g. endpoint=tcp -h 127.0.0.1 -p 8080 -t 60000"
+        );
+        assert_eq!(
+            err(&conf("local=tcp -p 1\n", None, "")),
+            "t.conf:7: local=tcp -p 1: missing -h HOST, e.g. local=tcp -h 127.0.0.1 -p 38721 -t 10000"
+        );
+        assert_eq!(
+            err(&conf("", None, "locator=tars.tarsregistry.QueryObj@tcp -h a -p x\n")),
+            "t.conf:12: locator=tars.tarsregistry.QueryObj@tcp -h a -p x: port `x` is not a number from 0 to 65535, \
+             e.g. locator=tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p 17890"
+        );
+        assert_eq!(
+            err(&conf("", Some(&adapter("endpoint=tcp -h a -p 1\nallow=10.0.0.1;nope\n")), "")),
+            "t.conf:9: allow=10.0.0.1;nope: `nope` is not an IP address or a pattern like 10.0.*.*, \
+             e.g. allow=127.0.0.1;10.0.*.*"
+        );
+    }
+
+    #[test]
+    fn missing_blocks_and_keys() {
+        let e = settings("<tars>\n</tars>\n").unwrap_err();
+        assert!(matches!(e, ConfigError::Missing { .. }));
+        assert!(
+            e.to_string()
+                .starts_with("t.conf: the <tars><application> block is missing"),
+            "{e}"
+        );
+        assert_eq!(
+            err("<tars>\n<application>\n</application>\n</tars>\n"),
+            "t.conf:2: <server> in <tars><application> is missing; add a <server> block with app=, server= and an adapter block"
+        );
+        assert_eq!(
+            err(&conf("", None, "").replace("app=A\n", "")),
+            "t.conf:3: app= in <server> is missing; add e.g. app=TestApp"
+        );
+        assert_eq!(
+            err(&conf("", None, "").replace("server=S\n", "server=\n")),
+            "t.conf:3: server= in <server> is missing; add e.g. server=HelloServer"
+        );
+        let e = err(&conf("", Some(""), ""));
+        assert!(
+            e.starts_with(
+                "t.conf: an adapter block in <server> is missing; add e.g. <A.S.HttpObjAdapter>"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn validation_errors_name_the_line() {
+        let two = "<A.S.AObjAdapter>\nendpoint=tcp -h 127.0.0.1 -p 9000\n</A.S.AObjAdapter>\n\
+                   <A.S.BObjAdapter>\nendpoint=tcp -h 0.0.0.0 -p 9000\n</A.S.BObjAdapter>\n";
+        assert_eq!(
+            err(&conf("", Some(two), "")),
+            "t.conf:10: <A.S.BObjAdapter> listens on 0.0.0.0:9000 like <A.S.AObjAdapter>; give each adapter its own -p port"
+        );
+        let same_servant = "<A.S.AObjAdapter>\nendpoint=tcp -h 127.0.0.1 -p 9000\nservant=A.S.X\n</A.S.AObjAdapter>\n\
+                            <A.S.BObjAdapter>\nendpoint=tcp -h 127.0.0.1 -p 9001\nservant=A.S.X\n</A.S.BObjAdapter>\n";
+        assert_eq!(
+            err(&conf("", Some(same_servant), "")),
+            "t.conf:11: <A.S.BObjAdapter> has servant=A.S.X like <A.S.AObjAdapter>; each adapter serves its own servant"
+        );
+        assert_eq!(
+            err(&conf("local=tcp -h 127.0.0.1 -p 9000\n", None, "")),
+            "t.conf:8: <A.S.HttpObjAdapter> listens on 127.0.0.1:9000 like the admin endpoint \
+             local=tcp -h 127.0.0.1 -p 9000; use another port"
+        );
+        assert_eq!(
+            err(&conf("node=tars.tarsnode.ServerObj@tcp -h 127.0.0.1 -p 1\n\ntask_worker_num=0\n", None, "")),
+            "t.conf:9: task_worker_num=0 but node= is set: the keepAlive heartbeat to tarsnode runs in \
+             task worker 0; set task_worker_num=1 or more"
+        );
+        assert_eq!(
+            err(&conf("", None, "").replace("app=A\n", "app=My App\n")),
+            "t.conf:4: app=\"My App\": expected a non-empty name without spaces or '/', e.g. app=TestApp"
+        );
+        let slow = "<A.S.HttpObjAdapter>\nendpoint=tcp -h 127.0.0.1 -p 9000 -t 99999999999999\n</A.S.HttpObjAdapter>\n";
+        let e = err(&conf("", Some(slow), ""));
+        assert!(e.starts_with("t.conf:7: <A.S.HttpObjAdapter> endpoint -t 99999999999999 ms is longer than a year"), "{e}");
+
+        // Changing fields in code and validating again names the key's line too.
+        let mut s = ok(&conf("\nworker_num=2\n", None, ""));
+        s.worker_num = 0;
+        assert_eq!(
+            s.validate().unwrap_err().to_string(),
+            "t.conf:8: worker_num=0: expected a whole number from 1 to 1024, e.g. worker_num=4"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_blocks_are_listed_with_lines() {
+        let adapter = "<A.S.HttpObjAdapter>\nendpoint=tcp -h 127.0.0.1 -p 9000\norder=allow,deny\n</A.S.HttpObjAdapter>\n<extra>\n</extra>\n";
+        let s = ok(&conf("closecout=0\n", Some(adapter), "weird=1\n"));
+        let listed: Vec<(String, String, usize)> = s
+            .unknown_keys()
+            .iter()
+            .map(|u| (u.block.clone(), u.key.clone(), u.line))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("<server>".to_string(), "closecout".to_string(), 7),
+                ("<client>".to_string(), "weird".to_string(), 16),
+                ("<A.S.HttpObjAdapter>".to_string(), "order".to_string(), 10),
+                ("<server>".to_string(), "<extra>".to_string(), 12),
+            ]
+        );
+        assert_eq!(
+            s.unknown_keys()[0].to_string(),
+            "line 7: closecout in <server> is not a tarsfork setting (ignored)"
+        );
+    }
+
+    #[test]
+    fn allow_lists() {
+        let adapter = "<A.S.HttpObjAdapter>\nendpoint=tcp -h 127.0.0.1 -p 9000\nallow=127.0.0.1; 10.1.*.*,::1\n</A.S.HttpObjAdapter>\n";
+        let s = ok(&conf("", Some(adapter), ""));
+        let a = &s.adapters[0];
+        assert_eq!(a.allow, ["127.0.0.1", "10.1.*.*", "::1"]);
+        let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+        assert!(a.allows(ip("127.0.0.1")));
+        assert!(a.allows(ip("10.1.200.3")));
+        assert!(a.allows(ip("::1")));
+        assert!(!a.allows(ip("10.2.0.1")));
+        assert!(!a.allows(ip("127.0.0.2")));
+        let open = ok(&conf("", None, ""));
+        assert!(open.adapters[0].allows(ip("192.0.2.1")));
+    }
+
+    #[test]
+    fn embedded_default_is_the_demo() {
+        let s = Settings::embedded_default();
+        assert_eq!(s.source, None);
+        assert_eq!(s.full_name(), "TarsFork.Demo");
+        assert_eq!((s.worker_num, s.task_worker_num), (2, 1));
+        assert!(!s.daemonize);
+        assert_eq!(s.adapters.len(), 1);
+        let a = &s.adapters[0];
+        assert_eq!(a.name, "TarsFork.Demo.HttpObjAdapter");
+        assert_eq!(a.protocol, Protocol::NotTars);
+        assert_eq!(a.endpoint.to_string(), "tcp -h 127.0.0.1 -p 8080 -t 60000");
+        assert_eq!(s.datapath, default_datapath());
+        assert_eq!(s.pid_file, default_datapath().join("TarsFork.Demo.pid"));
+        assert_eq!(s.logpath, None);
+        assert_eq!(s.client.modulename, "TarsFork.Demo");
+        assert!(s.validate().is_ok());
+        assert!(s.unknown_keys().is_empty());
+
+        // Validation of built-in settings names the embedded label.
+        let mut bad = s.clone();
+        bad.adapters.clear();
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("<embedded default>: an adapter block in <server> is missing"),
+            "{e}"
+        );
+    }
+
+    /// Field names of a struct, read from its pretty Debug output (top level only).
+    fn debug_fields(debug: &str) -> Vec<String> {
+        debug
+            .lines()
+            .filter(|l| l.starts_with("    ") && !l.starts_with("     "))
+            .filter_map(|l| l.trim().split_once(':').map(|(f, _)| f.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn docs_table_mentions_every_field_and_key() {
+        let table = docs_table_markdown();
+        let s = Settings::embedded_default();
+        let mut fields = debug_fields(&format!("{s:#?}"));
+        fields.extend(debug_fields(&format!("{:#?}", s.client)));
+        fields.extend(debug_fields(&format!("{:#?}", s.adapters[0])));
+        assert!(fields.len() > 40, "{fields:?}");
+        // Fields that are not config keys: bookkeeping and the containers.
+        let not_keys = [
+            "source",
+            "unknown",
+            "key_lines",
+            "adapters",
+            "client",
+            "name",
+            "line",
+        ];
+        let keys: Vec<String> = SETTINGS_KEYS
+            .iter()
+            .map(|d| d.key)
+            .chain(ADAPTER_KEYS.iter().map(|d| d.key))
+            .map(|k| k.to_ascii_lowercase().replace('-', "_"))
+            .collect();
+        for field in fields.iter().filter(|f| !not_keys.contains(&f.as_str())) {
+            assert!(
+                keys.contains(field),
+                "field `{field}` has no key descriptor"
+            );
+        }
+        for d in SETTINGS_KEYS {
+            let row = format!("| {} | `{}`", d.scope.label(), d.key);
+            assert!(table.contains(&row), "table lacks {row}");
+            assert!(table.contains(d.meaning.split('|').next().unwrap_or("")));
+        }
+        for d in ADAPTER_KEYS {
+            assert!(table.contains(&format!("| {} | `{}`", d.scope.label(), d.key)));
+        }
+        assert!(table.contains("`logLevel` / `loglevel`"));
+        assert_eq!(
+            table.lines().count(),
+            2 + SETTINGS_KEYS.len() + ADAPTER_KEYS.len()
+        );
+        // Every row has the five cells (no stray '|' in a cell).
+        for line in table.lines().filter(|l| !l.starts_with("|---")) {
+            assert_eq!(line.matches(" | ").count(), 4, "{line}");
+        }
+    }
+
+    /// Puts `key=value` into the config: a server/application/client key in its block,
+    /// an adapter key into the single adapter (replacing a line for the same key).
+    fn conf_with(scope: Scope, key: &str, value: &str) -> String {
+        let line = format!("{key}={value}\n");
+        match scope {
+            Scope::Application => {
+                conf("", None, "").replace("<server>", &format!("{line}<server>"))
+            }
+            Scope::Server => conf(&line, None, ""),
+            Scope::Client => conf("", None, &line),
+            Scope::Adapter => {
+                let mut body = String::from("endpoint=tcp -h 127.0.0.1 -p 9000\n");
+                body = body
+                    .lines()
+                    .filter(|l| !l.starts_with(&format!("{key}=")))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                conf(
+                    "",
+                    Some(&format!(
+                        "<A.S.HttpObjAdapter>\n{body}{line}</A.S.HttpObjAdapter>\n"
+                    )),
+                    "",
+                )
+            }
+        }
+    }
+
+    fn without_lines(mut s: Settings) -> Settings {
+        s.key_lines.clear();
+        for a in &mut s.adapters {
+            a.line = None;
+        }
+        s
+    }
+
+    #[test]
+    fn every_descriptor_example_parses_and_changes_the_settings() {
+        let base = without_lines(ok(&conf("", None, "")));
+        let scoped = SETTINGS_KEYS
+            .iter()
+            .map(|d| (d.scope, d.key, d.example))
+            .chain(ADAPTER_KEYS.iter().map(|d| (d.scope, d.key, d.example)));
+        for (scope, key, example) in scoped {
+            let text = conf_with(scope, key, example);
+            let s = without_lines(ok(&text));
+            assert!(s.unknown_keys().is_empty(), "{key}: {:?}", s.unknown_keys());
+            assert_ne!(s, base, "{key}={example} changed nothing");
+        }
+    }
+
+    #[test]
+    fn documented_default_values_are_the_real_defaults() {
+        let base = without_lines(ok(&conf("", None, "")));
+        let scoped = SETTINGS_KEYS
+            .iter()
+            .map(|d| (d.scope, d.key, d.default))
+            .chain(ADAPTER_KEYS.iter().map(|d| (d.scope, d.key, d.default)));
+        let mut checked = 0;
+        for (scope, key, default) in scoped {
+            if let DefaultDoc::Value(v) = default {
+                let s = without_lines(ok(&conf_with(scope, key, v)));
+                assert_eq!(
+                    s, base,
+                    "documented default {key}={v} differs from leaving it out"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 20, "{checked}");
+    }
+
+    #[test]
+    fn empty_values_mean_unset() {
+        let s = ok(&conf("node=\nlocal=\nlogpath=\nconfig=\n", None, "stat=\n"));
+        assert_eq!(
+            (s.node, s.local, s.logpath, s.config),
+            (None, None, None, None)
+        );
+        assert_eq!(s.client.stat, None);
+    }
+}

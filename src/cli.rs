@@ -1,0 +1,470 @@
+//! The command: `tarsfork --config=<file> [start|stop|restart|reload|status|table]`.
+//!
+//! With no command word it starts, as tarsnode calls it. Without `--config` it runs the
+//! embedded default (foreground, HTTP on loopback). Every command finds the running
+//! master through the locked pid file, never through `ps`.
+
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Error;
+use crate::master::{self, shm_dir};
+use crate::pidfile::{self, PidState};
+use crate::scoreboard::{ProcState, Scoreboard};
+use crate::service::Service;
+use crate::settings::Settings;
+use crate::sys::{self, Fork};
+use crate::{log, signals};
+
+/// Exit code of `status` when the server is not running (LSB init-script convention).
+pub const EXIT_NOT_RUNNING: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tarsfork",
+    version,
+    about = "A prefork server for the Tars platform: master, manager, event workers, task workers",
+    after_help = "With no command word the server starts (that is how tarsnode runs it).\n\
+                  Without --config it runs the embedded demo settings in the foreground."
+)]
+struct Cli {
+    /// The Tars config file (as tarsnode writes it). Without it: the embedded default.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// With the embedded default only: the HTTP address to listen on (default 127.0.0.1:8080).
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the server (refused while one runs); returns when it is ready if daemonize=1.
+    Start,
+    /// Graceful stop; waits for the master to exit, then KILLs the tree after the timeout.
+    Stop {
+        /// Milliseconds to wait before KILL (default: deactivating-timeout).
+        #[arg(long, value_name = "MS")]
+        timeout: Option<u64>,
+    },
+    /// Stop (waiting for the exit), then start.
+    Restart {
+        /// Milliseconds to wait for the stop before KILL (default: deactivating-timeout).
+        #[arg(long, value_name = "MS")]
+        timeout: Option<u64>,
+    },
+    /// Rolling reload of workers and task workers (USR1), or task workers only (USR2).
+    Reload {
+        /// Reload task workers only.
+        #[arg(long)]
+        tasks: bool,
+    },
+    /// One line per process, read from shared memory (no signal is sent).
+    Status {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect the running server's shared-memory tables.
+    Table {
+        #[command(subcommand)]
+        command: TableCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TableCommand {
+    /// List the tables.
+    List,
+    /// Print one table's rows.
+    Dump {
+        /// Table name, as `table list` shows it.
+        name: String,
+        /// JSON instead of a text table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses the command line and runs the command for `service`.
+pub fn main(service: Service) -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let settings = match load_settings(&cli) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("tarsfork: {msg}");
+            return ExitCode::from(1);
+        }
+    };
+    log::set_level(log_level(&settings));
+    let result = match cli.command.unwrap_or(Command::Start) {
+        Command::Start => start(settings, &service),
+        Command::Stop { timeout } => stop(&settings, timeout).map(|_| 0),
+        Command::Restart { timeout } => match stop(&settings, timeout) {
+            Ok(_) => start(settings, &service),
+            Err(e) => Err(e),
+        },
+        Command::Reload { tasks } => reload(&settings, tasks),
+        Command::Status { json } => status(&settings, json),
+        Command::Table { command } => table(&settings, command),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("tarsfork: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn log_level(settings: &Settings) -> log::Level {
+    log::Level::parse(settings.loglevel.as_str()).unwrap_or(log::Level::Info)
+}
+
+fn load_settings(cli: &Cli) -> Result<Settings, String> {
+    let mut settings = match &cli.config {
+        Some(path) => Settings::from_file(path).map_err(|e| e.to_string())?,
+        None => Settings::embedded_default(),
+    };
+    if let Some(listen) = &cli.listen {
+        if cli.config.is_some() {
+            return Err("--listen applies to the embedded default only; set the adapter's endpoint in the config file".into());
+        }
+        let (host, port) = listen
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.trim_matches(['[', ']']).to_string(), p.parse::<u16>().ok()?)))
+            .ok_or_else(|| format!("--listen {listen:?}: expected HOST:PORT, e.g. --listen 127.0.0.1:8080"))?;
+        for a in settings.adapters.iter_mut() {
+            a.endpoint.host = host.clone();
+            a.endpoint.port = port;
+        }
+    }
+    settings.validate().map_err(|e| e.to_string())?;
+    for k in settings.unknown_keys() {
+        log::debug(&format!("ignored config key: {k}"));
+    }
+    Ok(settings)
+}
+
+fn start(settings: Settings, service: &Service) -> Result<u8, Error> {
+    if let PidState::Running(pid) = pidfile::probe(&settings.pid_file)? {
+        return Err(Error::AlreadyRunning {
+            pid,
+            pid_file: settings.pid_file.clone(),
+        });
+    }
+    if !settings.daemonize {
+        return master::run(settings, service, None).map(|c| c as u8);
+    }
+    // Daemon: the launcher waits on a pipe for the master's readiness report.
+    let (r, w) = sys::pipe().map_err(|e| Error::io("create the readiness pipe", e))?;
+    match sys::fork().map_err(|e| Error::io("fork() failed while daemonizing", e))? {
+        Fork::Parent(_) => {
+            drop(w);
+            wait_for_readiness(r, &settings)
+        }
+        Fork::Child => {
+            drop(r);
+            sys::reset_signal_dispositions();
+            let _ = sys::unblock_all_signals();
+            let code = daemon_main(settings, service, w);
+            log::flush();
+            sys::exit_now(code)
+        }
+    }
+}
+
+fn daemon_main(settings: Settings, service: &Service, ready: std::os::fd::OwnedFd) -> i32 {
+    let report = |msg: &str| {
+        let _ = sys::write_all_fd(ready.as_raw_fd(), format!("ERR {msg}\nEND\n").as_bytes());
+    };
+    if let Err(e) = sys::setsid() {
+        report(&format!("setsid() failed: {e}"));
+        return 1;
+    }
+    let log_file = settings
+        .log_file()
+        .unwrap_or_else(|| settings.datapath.join(format!("{}.log", settings.full_name())));
+    if let Some(dir) = log_file.parent() {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            report(&format!("cannot create log directory {}: {e}", dir.display()));
+            return 1;
+        }
+    }
+    let redirected = sys::redirect_fd(0, None)
+        .and_then(|_| sys::redirect_fd(1, Some(&log_file)))
+        .and_then(|_| sys::redirect_fd(2, Some(&log_file)));
+    if let Err(e) = redirected {
+        report(&format!("cannot open log file {}: {e}", log_file.display()));
+        return 1;
+    }
+    log::set_file(Some(log_file));
+    match master::run(settings, service, Some(ready)) {
+        Ok(code) => code,
+        Err(e) => {
+            log::error(&e.to_string());
+            1
+        }
+    }
+}
+
+fn wait_for_readiness(r: std::os::fd::OwnedFd, settings: &Settings) -> Result<u8, Error> {
+    let _ = sys::set_nonblocking(r.as_raw_fd(), false);
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sys::read_fd(r.as_raw_fd(), &mut buf).map_err(|e| Error::io("read the readiness pipe", e))?;
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+        if text.ends_with(b"END\n") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&text);
+    let mut ok = false;
+    for line in text.lines() {
+        if line == "END" {
+            continue;
+        }
+        if let Some(err) = line.strip_prefix("ERR ") {
+            return Err(Error::Config(err.to_string()));
+        }
+        ok = true;
+        println!("{line}");
+    }
+    if !ok {
+        let log = settings
+            .log_file()
+            .unwrap_or_else(|| settings.datapath.join(format!("{}.log", settings.full_name())));
+        return Err(Error::Config(format!(
+            "the server exited while starting; see {}",
+            log.display()
+        )));
+    }
+    Ok(0)
+}
+
+fn running_pid(settings: &Settings) -> Result<Option<i32>, Error> {
+    match pidfile::probe(&settings.pid_file)? {
+        PidState::Running(Some(pid)) => Ok(Some(pid)),
+        PidState::Running(None) => Err(Error::Config(format!(
+            "pid file {} is locked but holds no pid; is another program using it?",
+            settings.pid_file.display()
+        ))),
+        _ => Ok(None),
+    }
+}
+
+fn not_running(settings: &Settings) -> String {
+    match pidfile::probe(&settings.pid_file) {
+        Ok(PidState::Stale(pid)) => format!(
+            "{} is not running (stale pid file {} names pid {}, but no master holds its lock)",
+            settings.full_name(),
+            settings.pid_file.display(),
+            pid.map_or("?".into(), |p| p.to_string())
+        ),
+        _ => format!(
+            "{} is not running (no pid file {})",
+            settings.full_name(),
+            settings.pid_file.display()
+        ),
+    }
+}
+
+fn stop(settings: &Settings, timeout: Option<u64>) -> Result<(), Error> {
+    let Some(pid) = running_pid(settings)? else {
+        println!("tarsfork: {}", not_running(settings));
+        return Ok(());
+    };
+    // Remember the tree before the master removes the scoreboard.
+    let tree: Vec<(i32, u64)> = Scoreboard::open_readonly(&shm_dir(settings, pid))
+        .map(|sb| sb.rows().iter().filter(|r| r.pid > 0).map(|r| (r.pid, r.proc_start)).collect())
+        .unwrap_or_default();
+    sys::send_signal(pid, signals::signal_for(signals::Action::Stop))
+        .map_err(|e| Error::io(format!("send TERM to master pid {pid}"), e))?;
+    let wait = timeout.map_or(settings.deactivating_timeout, Duration::from_millis);
+    let deadline = sys::monotonic_ms() + wait.as_millis() as i64;
+    while sys::monotonic_ms() < deadline {
+        if !matches!(pidfile::probe(&settings.pid_file)?, PidState::Running(_)) {
+            println!("tarsfork: {} stopped (master pid {pid})", settings.full_name());
+            return Ok(());
+        }
+        sys::sleep(Duration::from_millis(5));
+    }
+    for (p, start) in &tree {
+        if sys::process_start_time(*p) == Some(*start) {
+            let _ = sys::send_signal(*p, libc::SIGKILL);
+        }
+    }
+    let _ = sys::send_signal(pid, libc::SIGKILL);
+    // The lock goes with the master's death.
+    let deadline = sys::monotonic_ms() + 2000;
+    while sys::monotonic_ms() < deadline && matches!(pidfile::probe(&settings.pid_file)?, PidState::Running(_)) {
+        sys::sleep(Duration::from_millis(5));
+    }
+    println!(
+        "tarsfork: {} did not stop within {} ms; killed the process tree (master pid {pid})",
+        settings.full_name(),
+        wait.as_millis()
+    );
+    Ok(())
+}
+
+fn reload(settings: &Settings, tasks: bool) -> Result<u8, Error> {
+    let Some(pid) = running_pid(settings)? else {
+        eprintln!("tarsfork: {}", not_running(settings));
+        return Ok(1);
+    };
+    let action = if tasks {
+        signals::Action::ReloadTasks
+    } else {
+        signals::Action::Reload
+    };
+    let sig = signals::signal_for(action);
+    sys::send_signal(pid, sig).map_err(|e| Error::io(format!("signal master pid {pid}"), e))?;
+    println!(
+        "tarsfork: sent {} to master pid {pid} ({})",
+        sys::signal_name(sig),
+        if tasks { "reload task workers" } else { "rolling reload" }
+    );
+    Ok(0)
+}
+
+fn status(settings: &Settings, json: bool) -> Result<u8, Error> {
+    let Some(pid) = running_pid(settings)? else {
+        println!("tarsfork: {}", not_running(settings));
+        return Ok(EXIT_NOT_RUNNING);
+    };
+    let sb = Scoreboard::open_readonly(&shm_dir(settings, pid))?;
+    let now = sys::monotonic_ms();
+    let wall = sys::wall_ms();
+    let rows = sb.rows();
+    if json {
+        let procs: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "pid": r.pid,
+                    "role": r.role.name(),
+                    "id": r.id,
+                    "generation": r.generation,
+                    "state": r.state.name(),
+                    "requests": r.requests,
+                    "uptime_ms": if r.state == ProcState::Backoff { 0 } else { wall - r.started_wall_ms },
+                    "heartbeat_age_ms": if r.pid > 0 { now - r.heartbeat_ms } else { 0 },
+                    "request_age_ms": if r.request_start_ms > 0 { now - r.request_start_ms } else { 0 },
+                    "tasks_pending": r.tasks_pending,
+                    "backoff_ms": if r.state == ProcState::Backoff { (r.backoff_until_ms - now).max(0) } else { 0 },
+                    "failures": r.failures,
+                })
+            })
+            .collect();
+        let adapters: serde_json::Map<String, serde_json::Value> = sb
+            .adapter_connections()
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::from(v)))
+            .collect();
+        let doc = serde_json::json!({
+            "server": settings.full_name(),
+            "master_pid": pid,
+            "processes": procs,
+            "connections": adapters,
+        });
+        println!("{doc}");
+        return Ok(0);
+    }
+    println!("{} (master pid {pid})", settings.full_name());
+    println!(
+        "{:>8}  {:<8} {:>3} {:>3}  {:<9} {:>9} {:>10} {:>9} {:>9} {:>7}",
+        "PID", "ROLE", "ID", "GEN", "STATE", "REQUESTS", "UPTIME", "HEARTBEAT", "REQUEST", "TASKS"
+    );
+    for r in &rows {
+        let (uptime, hb) = if r.state == ProcState::Backoff {
+            (format!("backoff {}ms", (r.backoff_until_ms - now).max(0)), "-".to_string())
+        } else {
+            (secs(wall - r.started_wall_ms), format!("{}ms", now - r.heartbeat_ms))
+        };
+        let req = if r.request_start_ms > 0 {
+            format!("{}ms", now - r.request_start_ms)
+        } else {
+            "-".into()
+        };
+        println!(
+            "{:>8}  {:<8} {:>3} {:>3}  {:<9} {:>9} {:>10} {:>9} {:>9} {:>7}",
+            if r.pid > 0 { r.pid.to_string() } else { "-".into() },
+            r.role.name(),
+            r.id,
+            r.generation,
+            r.state.name(),
+            r.requests,
+            uptime,
+            hb,
+            req,
+            r.tasks_pending
+        );
+    }
+    for (name, conns) in sb.adapter_connections() {
+        println!("adapter {name}: {conns} connection(s)");
+    }
+    Ok(0)
+}
+
+fn secs(ms: i64) -> String {
+    if ms >= 3_600_000 {
+        format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60)
+    } else if ms >= 60_000 {
+        format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60)
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}
+
+fn table(settings: &Settings, command: TableCommand) -> Result<u8, Error> {
+    let Some(pid) = running_pid(settings)? else {
+        println!("tarsfork: {}", not_running(settings));
+        return Ok(EXIT_NOT_RUNNING);
+    };
+    let dir = shm_dir(settings, pid);
+    let shm = |e: tarsfork_shm::ShmError| Error::Shm(e.to_string());
+    match command {
+        TableCommand::List => {
+            println!("{:<16} {:>6} {:>9} {:>12}", "TABLE", "ROWS", "CAPACITY", "BYTES");
+            for t in tarsfork_shm::inspect::list_tables(&dir).map_err(shm)? {
+                println!("{:<16} {:>6} {:>9} {:>12}", t.name, t.len, t.capacity, t.memory_size);
+            }
+        }
+        TableCommand::Dump { name, json } => {
+            if name.contains('/') || name.starts_with('.') {
+                return Err(Error::Config(format!("{name:?} is not a table name; see `table list`")));
+            }
+            let path = dir.join(&name);
+            if !path.exists() {
+                return Err(Error::Config(format!(
+                    "no table {name:?} in {}; see `table list`",
+                    dir.display()
+                )));
+            }
+            let text = if json {
+                tarsfork_shm::inspect::render_json(&path)
+            } else {
+                tarsfork_shm::inspect::render_text(&path)
+            }
+            .map_err(shm)?;
+            println!("{}", text.trim_end());
+        }
+    }
+    Ok(0)
+}

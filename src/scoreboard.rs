@@ -1,0 +1,354 @@
+//! The process scoreboard: one row per live process (and per id waiting in crash-loop
+//! backoff) in a shared-memory table of the `tarsfork-shm` crate.
+//!
+//! The manager reads it to judge liveness and readiness, `tarsfork status` reads it from
+//! outside without signalling anyone, and `tarsfork table dump scoreboard` shows it raw.
+//! A process writes only its own row; the hot-path writes (heartbeat, request start,
+//! counters) are single atomic stores on cells resolved once at start, never a lock.
+
+use std::path::Path;
+
+use tarsfork_shm::{Column, IntCell, Schema, Table, Value};
+
+use crate::error::Error;
+use crate::sys;
+
+/// The file name of the scoreboard table inside the server's shared-memory directory.
+pub const TABLE_NAME: &str = "scoreboard";
+/// The file name of the per-adapter counters table.
+pub const ADAPTERS_TABLE: &str = "adapters";
+
+/// Which role a process plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Binds, supervises the manager.
+    Master = 0,
+    /// Forks and watches workers.
+    Manager = 1,
+    /// Serves requests.
+    Worker = 2,
+    /// Runs tasks.
+    Task = 3,
+}
+
+impl Role {
+    /// The word `status` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Manager => "manager",
+            Role::Worker => "worker",
+            Role::Task => "task",
+        }
+    }
+
+    fn from_i64(v: i64) -> Role {
+        match v {
+            0 => Role::Master,
+            1 => Role::Manager,
+            3 => Role::Task,
+            _ => Role::Worker,
+        }
+    }
+}
+
+/// What a process is doing, as `status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcState {
+    /// Forked, running its start callback.
+    Starting = 0,
+    /// Waiting for work.
+    Idle = 1,
+    /// Inside a request or task.
+    Busy = 2,
+    /// Finishing its connections before it exits.
+    Draining = 3,
+    /// Not running: waiting out a crash-loop backoff before its respawn.
+    Backoff = 4,
+}
+
+impl ProcState {
+    /// The word `status` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcState::Starting => "starting",
+            ProcState::Idle => "idle",
+            ProcState::Busy => "busy",
+            ProcState::Draining => "draining",
+            ProcState::Backoff => "backoff",
+        }
+    }
+
+    fn from_i64(v: i64) -> ProcState {
+        match v {
+            0 => ProcState::Starting,
+            2 => ProcState::Busy,
+            3 => ProcState::Draining,
+            4 => ProcState::Backoff,
+            _ => ProcState::Idle,
+        }
+    }
+}
+
+const COLUMNS: &[&str] = &[
+    "pid",
+    "role",
+    "id",
+    "generation",
+    "state",
+    "requests",
+    "started_ms",
+    "started_wall_ms",
+    "heartbeat_ms",
+    "request_start_ms",
+    "tasks_pending",
+    "backoff_until_ms",
+    "failures",
+    "proc_start",
+];
+
+fn schema() -> Result<Schema, Error> {
+    Schema::new(COLUMNS.iter().map(|c| Column::int(c)).collect()).map_err(shm_err)
+}
+
+fn adapters_schema() -> Result<Schema, Error> {
+    Schema::new(vec![Column::int("connections"), Column::int("requests")]).map_err(shm_err)
+}
+
+fn shm_err(e: impl std::fmt::Display) -> Error {
+    Error::Shm(e.to_string())
+}
+
+/// An atomic integer cell in shared memory (a handle resolved once).
+#[derive(Clone)]
+pub struct Cell(IntCell);
+
+impl Cell {
+    /// Adds `delta` and returns the new value.
+    pub fn add(&self, delta: i64) -> i64 {
+        self.0.fetch_add(delta) + delta
+    }
+    /// Stores `v`.
+    pub fn store(&self, v: i64) {
+        self.0.store(v);
+    }
+    /// Loads the value.
+    pub fn load(&self) -> i64 {
+        self.0.load()
+    }
+}
+
+/// The scoreboard and the adapter counters of one server.
+pub struct Scoreboard {
+    table: Table,
+    adapters: Table,
+}
+
+/// One row as read back.
+#[derive(Debug, Clone)]
+pub struct ProcRow {
+    /// The row's key (`p<pid>` for processes, `b<id>` for ids in backoff).
+    pub key: String,
+    /// Process id (0 for a backoff row).
+    pub pid: i32,
+    /// Role.
+    pub role: Role,
+    /// Worker id (0..N-1 workers, N.. task workers); 0 for master and manager.
+    pub id: u32,
+    /// Reload generation the process was started in.
+    pub generation: u64,
+    /// State.
+    pub state: ProcState,
+    /// Requests (or tasks) served.
+    pub requests: i64,
+    /// CLOCK_MONOTONIC ms at start.
+    pub started_ms: i64,
+    /// Wall-clock ms at start.
+    pub started_wall_ms: i64,
+    /// CLOCK_MONOTONIC ms of the last heartbeat.
+    pub heartbeat_ms: i64,
+    /// CLOCK_MONOTONIC ms the current request started (0: none).
+    pub request_start_ms: i64,
+    /// Tasks sent and not yet answered (workers) or queued (task workers).
+    pub tasks_pending: i64,
+    /// For backoff rows: when the respawn is due (CLOCK_MONOTONIC ms).
+    pub backoff_until_ms: i64,
+    /// Consecutive early deaths of this id.
+    pub failures: i64,
+    /// The process start time in clock ticks (with the pid: one process across pid reuse).
+    pub proc_start: u64,
+}
+
+/// The cells a process writes on its hot path.
+#[derive(Clone)]
+pub struct ProcHandle {
+    state: Cell,
+    heartbeat: Cell,
+    request_start: Cell,
+    requests: Cell,
+    /// Pending tasks of this process.
+    pub pending: Cell,
+}
+
+impl ProcHandle {
+    /// Stamps the heartbeat with now.
+    pub fn heartbeat(&self) {
+        self.heartbeat.store(sys::monotonic_ms());
+    }
+    /// Sets the state.
+    pub fn set_state(&self, s: ProcState) {
+        self.state.store(s as i64);
+    }
+    /// A request (or task) started at `now`.
+    pub fn begin_request(&self, now: i64) {
+        self.request_start.store(now);
+        self.state.store(ProcState::Busy as i64);
+    }
+    /// The request finished.
+    pub fn end_request(&self) {
+        self.request_start.store(0);
+        self.requests.add(1);
+        // A draining worker stays draining.
+        if self.state.load() == ProcState::Busy as i64 {
+            self.state.store(ProcState::Idle as i64);
+        }
+    }
+}
+
+fn proc_key(pid: i32) -> String {
+    format!("p{pid}")
+}
+
+fn backoff_key(id: u32) -> String {
+    format!("b{id}")
+}
+
+impl Scoreboard {
+    /// Creates both tables in `dir` (the master, before forking).
+    pub fn create(dir: &Path, max_procs: usize, adapters: usize) -> Result<Scoreboard, Error> {
+        let table = Table::create(&dir.join(TABLE_NAME), &schema()?, max_procs).map_err(shm_err)?;
+        let adapters = Table::create(&dir.join(ADAPTERS_TABLE), &adapters_schema()?, adapters.max(1) * 2)
+            .map_err(shm_err)?;
+        Ok(Scoreboard { table, adapters })
+    }
+
+    /// Opens a running server's scoreboard from outside, read-only (`tarsfork status`).
+    pub fn open_readonly(dir: &Path) -> Result<Scoreboard, Error> {
+        let table = Table::open_readonly(&dir.join(TABLE_NAME)).map_err(shm_err)?;
+        let adapters = Table::open_readonly(&dir.join(ADAPTERS_TABLE)).map_err(shm_err)?;
+        Ok(Scoreboard { table, adapters })
+    }
+
+    /// The owner's clean exit: remove the table files.
+    pub fn unlink(&self) {
+        let _ = self.table.unlink();
+        let _ = self.adapters.unlink();
+    }
+
+    /// Adds the calling process's row and returns its hot-path handle.
+    pub fn register(&self, role: Role, id: u32, generation: u64) -> Result<ProcHandle, Error> {
+        let pid = sys::getpid();
+        let key = proc_key(pid);
+        let now = sys::monotonic_ms();
+        let values = [
+            ("pid", Value::Int(pid as i64)),
+            ("role", Value::Int(role as i64)),
+            ("id", Value::Int(id as i64)),
+            ("generation", Value::Int(generation as i64)),
+            ("state", Value::Int(ProcState::Starting as i64)),
+            ("requests", Value::Int(0)),
+            ("started_ms", Value::Int(now)),
+            ("started_wall_ms", Value::Int(sys::wall_ms())),
+            ("heartbeat_ms", Value::Int(now)),
+            ("request_start_ms", Value::Int(0)),
+            ("tasks_pending", Value::Int(0)),
+            ("backoff_until_ms", Value::Int(0)),
+            ("failures", Value::Int(0)),
+            ("proc_start", Value::Int(sys::process_start_time(pid).unwrap_or(0) as i64)),
+        ];
+        self.table.set(key.as_bytes(), &values).map_err(shm_err)?;
+        let cell = |c: &str| -> Result<Cell, Error> {
+            Ok(Cell(self.table.int_cell(key.as_bytes(), c).map_err(shm_err)?))
+        };
+        Ok(ProcHandle {
+            state: cell("state")?,
+            heartbeat: cell("heartbeat_ms")?,
+            request_start: cell("request_start_ms")?,
+            requests: cell("requests")?,
+            pending: cell("tasks_pending")?,
+        })
+    }
+
+    /// Removes a reaped process's row.
+    pub fn remove(&self, pid: i32) {
+        let _ = self.table.del(proc_key(pid).as_bytes());
+    }
+
+    /// Shows id `id` as waiting in backoff until `until_ms`.
+    pub fn set_backoff(&self, role: Role, id: u32, until_ms: i64, failures: u32) {
+        let values = [
+            ("pid", Value::Int(0)),
+            ("role", Value::Int(role as i64)),
+            ("id", Value::Int(id as i64)),
+            ("state", Value::Int(ProcState::Backoff as i64)),
+            ("backoff_until_ms", Value::Int(until_ms)),
+            ("failures", Value::Int(failures as i64)),
+            ("started_ms", Value::Int(sys::monotonic_ms())),
+            ("started_wall_ms", Value::Int(sys::wall_ms())),
+        ];
+        let _ = self.table.set(backoff_key(id).as_bytes(), &values);
+    }
+
+    /// Id `id` left backoff.
+    pub fn clear_backoff(&self, id: u32) {
+        let _ = self.table.del(backoff_key(id).as_bytes());
+    }
+
+    /// The connection counter of adapter `name` (created on first use).
+    pub fn adapter_conns(&self, name: &str) -> Result<Cell, Error> {
+        if !self.adapters.exists(name.as_bytes()).map_err(shm_err)? {
+            self.adapters.incr(name.as_bytes(), "connections", 0).map_err(shm_err)?;
+        }
+        Ok(Cell(self.adapters.int_cell(name.as_bytes(), "connections").map_err(shm_err)?))
+    }
+
+    /// Every row, processes and backoff entries.
+    pub fn rows(&self) -> Vec<ProcRow> {
+        let mut out = Vec::new();
+        for row in self.table.iter() {
+            let Ok(row) = row else { continue };
+            let int = |c: &str| row.int(c).unwrap_or(0);
+            out.push(ProcRow {
+                key: String::from_utf8_lossy(row.key()).into_owned(),
+                pid: int("pid") as i32,
+                role: Role::from_i64(int("role")),
+                id: int("id") as u32,
+                generation: int("generation") as u64,
+                state: ProcState::from_i64(int("state")),
+                requests: int("requests"),
+                started_ms: int("started_ms"),
+                started_wall_ms: int("started_wall_ms"),
+                heartbeat_ms: int("heartbeat_ms"),
+                request_start_ms: int("request_start_ms"),
+                tasks_pending: int("tasks_pending"),
+                backoff_until_ms: int("backoff_until_ms"),
+                failures: int("failures"),
+                proc_start: int("proc_start") as u64,
+            });
+        }
+        out.sort_by_key(|r| (r.role as u8, r.id, r.started_ms));
+        out
+    }
+
+    /// Current connections per adapter.
+    pub fn adapter_connections(&self) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        for row in self.adapters.iter().flatten() {
+            out.push((
+                String::from_utf8_lossy(row.key()).into_owned(),
+                row.int("connections").unwrap_or(0),
+            ));
+        }
+        out
+    }
+}

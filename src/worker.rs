@@ -1,0 +1,599 @@
+//! The event worker: a mio loop that accepts on the listeners inherited from the master,
+//! serves HTTP/1.1 connections, and drains gracefully.
+//!
+//! Draining (TERM from the manager, a rolling reload, `max_request`): stop accepting,
+//! finish every request already received, answer the next request on each keep-alive
+//! connection with `Connection: close`, close connections only where no request can race
+//! the close (after such an answer, or after a long idle), and leave when none is left or
+//! `max_wait_time` has passed. A request in flight is never dropped by a reload.
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::http::{HttpDate, ParseStatus, Request, RequestParser, Response};
+use crate::process::{ChildBoot, Shared};
+use crate::scoreboard::{ProcHandle, ProcState};
+use crate::service::{Ctx, Service, TaskClient, Timers};
+use crate::signals::{self, Action};
+use crate::{log, sys, taskq, EXIT_BOOT_ERROR};
+
+const WAKE: Token = Token(0);
+const MASTER_GONE: Token = Token(1);
+const TASK_REPLY: Token = Token(2);
+const LISTENER_BASE: usize = 16;
+const CONN_BASE: usize = 1 << 20;
+
+/// How long a connection may sit idle, while draining, before we close it: a client that
+/// sends continuously is never idle this long, so no request races the close.
+const DRAIN_IDLE_CLOSE_MS: i64 = 1000;
+/// How long a lingering close waits for the peer's FIN.
+const LINGER_MS: i64 = 2000;
+/// Read chunk size.
+const READ_CHUNK: usize = 16 * 1024;
+/// Output buffered past this stops reading from the client (backpressure).
+const MAX_OUTPUT: usize = 1 << 20;
+
+/// Where the worker is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Accepting and serving.
+    Serving,
+    /// Not accepting; finishing connections until the deadline (monotonic ms).
+    Draining { deadline: i64 },
+}
+
+struct Conn {
+    stream: TcpStream,
+    token: Token,
+    adapter: usize,
+    parser: RequestParser,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    out_pos: usize,
+    last_active: i64,
+    close_after_write: bool,
+    /// Write side shut down; reading and discarding until EOF or this deadline.
+    lingering_until: Option<i64>,
+    want_write: bool,
+    read_paused: bool,
+}
+
+struct Adapter {
+    idle_ms: i64,
+    settings: crate::settings::AdapterSettings,
+    conns: crate::scoreboard::Cell,
+}
+
+struct Worker<'a> {
+    shared: &'a Shared,
+    service: &'a Service,
+    poll: Poll,
+    listeners: Vec<(TcpListener, usize)>,
+    adapters: Vec<Adapter>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    live: usize,
+    phase: Phase,
+    handle: ProcHandle,
+    ctx: Ctx,
+    timers: Timers<Ctx>,
+    served: u64,
+    max_request: u64,
+    date: HttpDate,
+}
+
+/// Runs an event worker until it has drained; never returns.
+pub(crate) fn run(shared: &Shared, service: &Service, boot: &ChildBoot) -> ! {
+    let code = match serve(shared, service, boot) {
+        Ok(code) => code,
+        Err(e) => {
+            log::error(&format!("event worker {} failed: {e}", boot.id));
+            1
+        }
+    };
+    log::flush();
+    sys::exit_now(code)
+}
+
+fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32> {
+    let wake = signals::install(&[libc::SIGTERM, libc::SIGQUIT, libc::SIGINT, libc::SIGWINCH])?;
+    sys::unblock_all_signals()?;
+    let handle = shared.register_self(boot)?;
+    let poll = Poll::new()?;
+    let registry = poll.registry();
+    registry.register(&mut SourceFd(&wake.fd()), WAKE, Interest::READABLE)?;
+    let master_fd = shared.master_alive_fd();
+    registry.register(&mut SourceFd(&master_fd), MASTER_GONE, Interest::READABLE)?;
+
+    let tasks = if shared.settings.task_worker_num > 0 {
+        let sock = taskq::bind_reply(shared.token, sys::getpid())?;
+        sock.set_nonblocking(true)?;
+        registry.register(&mut SourceFd(&sock.as_raw_fd()), TASK_REPLY, Interest::READABLE | Interest::WRITABLE)?;
+        Some(TaskClient::new(sock, shared.token, boot.id, handle.pending.clone()))
+    } else {
+        None
+    };
+
+    let mut listeners = Vec::new();
+    let mut adapters = Vec::new();
+    for (i, l) in shared.listeners.iter().enumerate() {
+        let a = &shared.settings.adapters[l.adapter];
+        adapters.push(Adapter {
+            idle_ms: a.idle_timeout().as_millis() as i64,
+            settings: a.clone(),
+            conns: shared
+                .scoreboard
+                .adapter_conns(&a.name)
+                .map_err(|e| io::Error::other(e.to_string()))?,
+        });
+        if !l.serve_http {
+            continue;
+        }
+        let std_listener = l.listener.try_clone()?;
+        std_listener.set_nonblocking(true)?;
+        let mut ml = TcpListener::from_std(std_listener);
+        registry.register(&mut ml, Token(LISTENER_BASE + i), Interest::READABLE)?;
+        listeners.push((ml, i));
+    }
+
+    let max_request = if shared.settings.max_request > 0 {
+        let grace = shared.settings.max_request_grace;
+        let jitter = if grace > 0 { rand_below(grace + 1) } else { 0 };
+        shared.settings.max_request + jitter
+    } else {
+        0
+    };
+    let mut w = Worker {
+        shared,
+        service,
+        poll,
+        listeners,
+        adapters,
+        conns: Vec::new(),
+        free: Vec::new(),
+        live: 0,
+        phase: Phase::Serving,
+        handle,
+        ctx: Ctx::new(boot.id, tasks),
+        timers: Timers::new(),
+        served: 0,
+        max_request,
+        date: HttpDate::new(std::time::SystemTime::now()),
+    };
+
+    if let Some(start) = &service.on_worker_start {
+        if let Err(msg) = start(&mut w.ctx) {
+            log::error(&format!("on_worker_start failed in event worker {}: {msg}", boot.id));
+            return Ok(EXIT_BOOT_ERROR);
+        }
+    }
+    w.adopt_timers();
+    w.handle.set_state(ProcState::Idle);
+    w.handle.heartbeat();
+    let code = w.event_loop(&wake)?;
+    if let Some(stop) = &service.on_worker_stop {
+        stop(&mut w.ctx);
+    }
+    Ok(code)
+}
+
+impl Worker<'_> {
+    fn adopt_timers(&mut self) {
+        for (every, f) in self.ctx.new_timers.drain(..) {
+            self.timers.add(every, f);
+        }
+    }
+
+    fn event_loop(&mut self, wake: &signals::Wakeup) -> io::Result<i32> {
+        let mut events = Events::with_capacity(512);
+        loop {
+            let now = sys::monotonic_ms();
+            let mut timeout = 500i64;
+            if let Some(t) = self.timers.next_due_in(now) {
+                timeout = timeout.min(t);
+            }
+            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(timeout as u64))) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            self.handle.heartbeat();
+            self.date.update(std::time::SystemTime::now());
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKE => wake.drain(),
+                    MASTER_GONE => {
+                        // The master is gone (its end of the life pipe closed): nobody
+                        // owns the listeners any more, so leave at once.
+                        log::warn("master process is gone; event worker exiting");
+                        return Ok(0);
+                    }
+                    TASK_REPLY => self.on_task_socket(),
+                    Token(t) if (LISTENER_BASE..CONN_BASE).contains(&t) => {
+                        self.accept(t - LISTENER_BASE);
+                    }
+                    Token(t) => self.on_conn_event(t - CONN_BASE, ev.is_readable(), ev.is_writable()),
+                }
+            }
+            for action in signals::take() {
+                match action {
+                    Action::Stop => self.begin_drain("stop requested"),
+                    Action::FastStop => return Ok(0),
+                    Action::ReopenLogs => log::reopen(),
+                    _ => {}
+                }
+            }
+            // The manager may have died (we got TERM from PDEATHSIG): drain like a stop.
+            let now = sys::monotonic_ms();
+            self.timers.run_due(&mut self.ctx, now);
+            self.adopt_timers();
+            self.dispatch_finished();
+            self.sweep(now);
+            if let Phase::Draining { deadline } = self.phase {
+                if self.live == 0 {
+                    return Ok(0);
+                }
+                if now >= deadline {
+                    log::warn(&format!(
+                        "max_wait_time reached with {} connection(s) open; closing them",
+                        self.live
+                    ));
+                    return Ok(0);
+                }
+            }
+        }
+    }
+
+    fn begin_drain(&mut self, why: &str) {
+        if self.phase != Phase::Serving {
+            return;
+        }
+        log::info(&format!("draining ({why}), {} connection(s) open", self.live));
+        let deadline = sys::monotonic_ms() + self.shared.settings.max_wait_time.as_millis() as i64;
+        self.phase = Phase::Draining { deadline };
+        self.handle.set_state(ProcState::Draining);
+        for (l, _) in self.listeners.iter_mut() {
+            let _ = self.poll.registry().deregister(l);
+        }
+        self.listeners.clear();
+        // Connections parked between requests get their `Connection: close` on the next
+        // request; those idle already long enough are closed by `sweep`.
+    }
+
+    fn on_task_socket(&mut self) {
+        if let Some(tc) = self.ctx.task_client() {
+            tc.flush_outbox();
+            tc.receive_ready();
+        }
+        self.dispatch_finished();
+    }
+
+    fn dispatch_finished(&mut self) {
+        loop {
+            let next = self.ctx.task_client().and_then(|tc| tc.finished.pop_front());
+            let Some((id, data)) = next else { break };
+            if let Some(f) = &self.service.on_finish {
+                f(&mut self.ctx, id, &data);
+            }
+        }
+    }
+
+    fn accept(&mut self, listener_index: usize) {
+        loop {
+            if self.phase != Phase::Serving {
+                return;
+            }
+            let Some(pos) = self.listeners.iter().position(|(_, i)| *i == listener_index) else {
+                return;
+            };
+            let (stream, peer) = match self.listeners[pos].0.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: log and let the next readiness retry.
+                    log::error(&format!("accept failed: {e}"));
+                    return;
+                }
+            };
+            let a = &self.adapters[listener_index];
+            if !a.settings.allows(peer.ip()) {
+                continue;
+            }
+            let open = a.conns.add(1);
+            if a.settings.maxconns > 0 && open as usize > a.settings.maxconns {
+                a.conns.add(-1);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let idx = self.free.pop().unwrap_or_else(|| {
+                self.conns.push(None);
+                self.conns.len() - 1
+            });
+            let mut conn = Conn {
+                stream,
+                token: Token(CONN_BASE + idx),
+                adapter: listener_index,
+                parser: RequestParser::new(self.shared.http_limits),
+                inbuf: Vec::new(),
+                outbuf: Vec::new(),
+                out_pos: 0,
+                last_active: sys::monotonic_ms(),
+                close_after_write: false,
+                lingering_until: None,
+                want_write: false,
+                read_paused: false,
+            };
+            if self
+                .poll
+                .registry()
+                .register(&mut conn.stream, Token(CONN_BASE + idx), Interest::READABLE)
+                .is_err()
+            {
+                a.conns.add(-1);
+                self.free.push(idx);
+                continue;
+            }
+            self.conns[idx] = Some(conn);
+            self.live += 1;
+            // Edge-triggered: the request may already be there.
+            self.on_conn_event(idx, true, false);
+        }
+    }
+
+    fn on_conn_event(&mut self, idx: usize, readable: bool, writable: bool) {
+        let Some(Some(mut conn)) = self.conns.get_mut(idx).map(Option::take) else {
+            return;
+        };
+        let keep = self.drive(&mut conn, readable, writable);
+        if keep {
+            self.conns[idx] = Some(conn);
+        } else {
+            self.close(idx, conn);
+        }
+    }
+
+    fn close(&mut self, idx: usize, mut conn: Conn) {
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        self.adapters[conn.adapter].conns.add(-1);
+        drop(conn);
+        self.free.push(idx);
+        self.live -= 1;
+    }
+
+    /// Reads, serves and writes as far as the socket allows. `false`: close it now.
+    fn drive(&mut self, conn: &mut Conn, readable: bool, writable: bool) -> bool {
+        if let Some(until) = conn.lingering_until {
+            // Discard what the client still sends until its FIN, so our close never
+            // turns into a reset that could destroy the answer in flight.
+            let mut sink = [0u8; 4096];
+            loop {
+                match conn.stream.read(&mut sink) {
+                    Ok(0) => return false,
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return sys::monotonic_ms() < until;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => return false,
+                }
+            }
+        }
+        if writable || conn.want_write {
+            match self.flush(conn) {
+                Ok(true) => {}
+                Ok(false) => return true,
+                Err(_) => return false,
+            }
+            if conn.close_after_write {
+                return self.start_linger(conn);
+            }
+        }
+        if readable || conn.read_paused {
+            conn.read_paused = false;
+            let mut eof = false;
+            loop {
+                if conn.outbuf.len() > MAX_OUTPUT {
+                    conn.read_paused = true;
+                    break;
+                }
+                let len = conn.inbuf.len();
+                conn.inbuf.resize(len + READ_CHUNK, 0);
+                match conn.stream.read(&mut conn.inbuf[len..]) {
+                    Ok(0) => {
+                        conn.inbuf.truncate(len);
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        conn.inbuf.truncate(len + n);
+                        if n < READ_CHUNK {
+                            // Most likely drained; a spurious extra read costs more.
+                            if !self.serve_buffered(conn) {
+                                break;
+                            }
+                            continue;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        conn.inbuf.truncate(len);
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                        conn.inbuf.truncate(len);
+                    }
+                    Err(_) => return false,
+                }
+                if !self.serve_buffered(conn) {
+                    break;
+                }
+            }
+            self.serve_buffered(conn);
+            conn.last_active = sys::monotonic_ms();
+            if eof && conn.outbuf.len() == conn.out_pos {
+                // The client closed; anything half-received can never be answered.
+                return false;
+            }
+            if eof {
+                conn.close_after_write = true;
+            }
+        }
+        match self.flush(conn) {
+            Ok(true) => {
+                if conn.close_after_write {
+                    return self.start_linger(conn);
+                }
+                true
+            }
+            Ok(false) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// Parses and answers every complete request in `inbuf`. `false`: stop reading
+    /// (the connection is closing or output is backed up).
+    fn serve_buffered(&mut self, conn: &mut Conn) -> bool {
+        let mut start = 0;
+        let mut go_on = true;
+        while start < conn.inbuf.len() && !conn.close_after_write {
+            match conn.parser.parse(&conn.inbuf[start..]) {
+                Ok(ParseStatus::Complete { request, consumed }) => {
+                    start += consumed;
+                    self.answer(conn, &request);
+                    conn.parser.recycle(request);
+                    if conn.outbuf.len() > MAX_OUTPUT {
+                        go_on = false;
+                        break;
+                    }
+                }
+                Ok(ParseStatus::Partial { consumed }) => {
+                    start += consumed;
+                    if conn.parser.write_continue(&mut conn.outbuf) {
+                        conn.want_write = true;
+                    }
+                    break;
+                }
+                Err(err) => {
+                    // A malformed request closes this connection only.
+                    let meta = crate::http::ResponseMeta {
+                        version: 1,
+                        keep_alive: false,
+                        head: false,
+                        date: Some(self.date.as_str()),
+                    };
+                    err.response().write_to(&mut conn.outbuf, meta);
+                    conn.close_after_write = true;
+                    go_on = false;
+                    break;
+                }
+            }
+        }
+        conn.inbuf.drain(..start);
+        go_on && !conn.close_after_write
+    }
+
+    fn answer(&mut self, conn: &mut Conn, request: &Request) {
+        self.handle.begin_request(sys::monotonic_ms());
+        let response: Response = (self.service.on_request)(request, &mut self.ctx);
+        self.adopt_timers();
+        self.handle.end_request();
+        self.served += 1;
+        let draining = self.phase != Phase::Serving
+            || (self.max_request > 0 && self.served >= self.max_request);
+        let mut meta = request.response_meta();
+        meta.keep_alive = request.keep_alive() && !draining;
+        meta.date = Some(self.date.as_str());
+        let keep_alive = response.write_to(&mut conn.outbuf, meta);
+        if !keep_alive {
+            conn.close_after_write = true;
+        }
+        if self.max_request > 0 && self.served >= self.max_request && self.phase == Phase::Serving {
+            self.begin_drain("max_request reached");
+        }
+    }
+
+    /// Writes pending output. `Ok(true)`: all written.
+    fn flush(&mut self, conn: &mut Conn) -> io::Result<bool> {
+        while conn.out_pos < conn.outbuf.len() {
+            match conn.stream.write(&conn.outbuf[conn.out_pos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => conn.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !conn.want_write {
+                        conn.want_write = true;
+                        let token = conn.token;
+                        self.poll.registry().reregister(
+                            &mut conn.stream,
+                            token,
+                            Interest::READABLE | Interest::WRITABLE,
+                        )?;
+                    }
+                    return Ok(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        conn.outbuf.clear();
+        conn.out_pos = 0;
+        if conn.want_write {
+            conn.want_write = false;
+            let token = conn.token;
+            self.poll
+                .registry()
+                .reregister(&mut conn.stream, token, Interest::READABLE)?;
+        }
+        Ok(true)
+    }
+
+    fn start_linger(&mut self, conn: &mut Conn) -> bool {
+        if sys::shutdown_write(conn.stream.as_raw_fd()).is_err() {
+            return false;
+        }
+        conn.lingering_until = Some(sys::monotonic_ms() + LINGER_MS);
+        true
+    }
+
+    /// Idle timeouts, drain closes and linger deadlines, once per loop turn.
+    fn sweep(&mut self, now: i64) {
+        let draining = self.phase != Phase::Serving;
+        for idx in 0..self.conns.len() {
+            let close = match &self.conns[idx] {
+                None => false,
+                Some(c) => {
+                    let idle_for = now - c.last_active;
+                    let between = c.parser.is_between_requests() && c.inbuf.is_empty() && c.out_pos == c.outbuf.len();
+                    match c.lingering_until {
+                        Some(until) => now >= until,
+                        None => {
+                            let idle_limit = self.adapters[c.adapter].idle_ms;
+                            (idle_limit > 0 && idle_for >= idle_limit)
+                                || (draining && between && idle_for >= DRAIN_IDLE_CLOSE_MS)
+                        }
+                    }
+                }
+            };
+            if close {
+                if let Some(conn) = self.conns[idx].take() {
+                    self.close(idx, conn);
+                }
+            }
+        }
+    }
+}
+
+/// A small random number for the `max_request_grace` jitter (no RNG crate needed).
+fn rand_below(n: u64) -> u64 {
+    let seed = (sys::getpid() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (sys::wall_ms() as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let mut x = seed;
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 29;
+    x % n.max(1)
+}

@@ -22,6 +22,10 @@ struct Args {
     /// The directory to write `<module>.rs` files into (created if missing).
     #[arg(short = 'o', long = "out")]
     out: PathBuf,
+    /// The path generated code uses for the tarsfork-tars crate (`crate` when the code
+    /// is compiled inside tarsfork-tars itself).
+    #[arg(long = "runtime-path", default_value = "::tarsfork_tars")]
+    runtime_path: String,
 }
 
 fn main() -> ExitCode {
@@ -36,7 +40,10 @@ fn main() -> ExitCode {
             };
         }
     };
-    match tarsfork_tars::gen::generate_files(&args.files, &args.out) {
+    let opts = tarsfork_tars::gen::GenOptions {
+        runtime: args.runtime_path,
+    };
+    match tarsfork_tars::gen::generate_files_with(&args.files, &args.out, &opts) {
         Ok(paths) => {
             for p in paths {
                 println!("{}", p.display());

@@ -6,6 +6,7 @@
 
 pub mod codec;
 pub mod frame;
+pub mod framework;
 pub mod gen;
 pub mod idl;
 pub mod packet;

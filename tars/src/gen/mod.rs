@@ -72,8 +72,17 @@ pub fn generate_files<P: AsRef<Path>>(
     inputs: &[P],
     out_dir: &Path,
 ) -> Result<Vec<PathBuf>, GenError> {
+    generate_files_with(inputs, out_dir, &GenOptions::default())
+}
+
+/// [`generate_files`] with explicit options.
+pub fn generate_files_with<P: AsRef<Path>>(
+    inputs: &[P],
+    out_dir: &Path,
+    opts: &GenOptions,
+) -> Result<Vec<PathBuf>, GenError> {
     let idl = idl::parse_files(inputs)?;
-    let files = generate(&idl)?;
+    let files = generate_with(&idl, opts)?;
     std::fs::create_dir_all(out_dir).map_err(|source| GenError::Io {
         path: out_dir.to_path_buf(),
         source,
@@ -96,6 +105,27 @@ pub fn generate_files<P: AsRef<Path>>(
 /// Generates the Rust source of every module declared by the IDL's root files
 /// (modules split over several files are merged), sorted by module name.
 pub fn generate(idl: &Idl) -> Result<Vec<GeneratedFile>, GenError> {
+    generate_with(idl, &GenOptions::default())
+}
+
+/// Generation settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenOptions {
+    /// The path generated code uses for this crate: `::tarsfork_tars` (the default,
+    /// for any other crate), or `crate` for code compiled inside tarsfork-tars itself.
+    pub runtime: String,
+}
+
+impl Default for GenOptions {
+    fn default() -> Self {
+        GenOptions {
+            runtime: "::tarsfork_tars".to_owned(),
+        }
+    }
+}
+
+/// [`generate`] with explicit options.
+pub fn generate_with(idl: &Idl, opts: &GenOptions) -> Result<Vec<GeneratedFile>, GenError> {
     let mut modules: BTreeMap<&str, Vec<(&Path, &Item)>> = BTreeMap::new();
     let mut sources: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut seen = BTreeSet::new();
@@ -139,7 +169,7 @@ pub fn generate(idl: &Idl) -> Result<Vec<GeneratedFile>, GenError> {
             .get(name)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default();
-        let code = generate_module(idl, name, &items, &from)?;
+        let code = generate_module(idl, opts, name, &items, &from)?;
         out.push(GeneratedFile {
             module: name.to_string(),
             file_name: format!("{rust_module}.rs"),
@@ -153,6 +183,7 @@ pub fn generate(idl: &Idl) -> Result<Vec<GeneratedFile>, GenError> {
 /// Generation state for one module.
 pub(crate) struct Gen<'a> {
     pub(crate) idl: &'a Idl,
+    pub(crate) opts: &'a GenOptions,
     pub(crate) module: &'a str,
     pub(crate) out: String,
     total: BTreeMap<(String, String), bool>,
@@ -160,12 +191,14 @@ pub(crate) struct Gen<'a> {
 
 fn generate_module(
     idl: &Idl,
+    opts: &GenOptions,
     module: &str,
     items: &[(&Path, &Item)],
     from: &[String],
 ) -> Result<String, GenError> {
     let mut g = Gen {
         idl,
+        opts,
         module,
         out: String::new(),
         total: BTreeMap::new(),
@@ -193,8 +226,6 @@ pub(crate) fn err(file: &Path, pos: Pos, msg: impl Into<String>) -> GenError {
     GenError::Idl(IdlError::new(file, pos, msg))
 }
 
-const CODEC: &str = "::tarsfork_tars::codec";
-
 impl Gen<'_> {
     pub(crate) fn line(&mut self, indent: usize, text: &str) {
         for _ in 0..indent {
@@ -215,6 +246,7 @@ impl Gen<'_> {
 
     /// The Rust type of an IDL type.
     pub(crate) fn rust_type(&self, ty: &Type) -> String {
+        let codec = format!("{}::codec", self.opts.runtime);
         match ty {
             Type::Bool => "bool".into(),
             Type::Byte => "i8".into(),
@@ -227,7 +259,7 @@ impl Gen<'_> {
             Type::Float => "f32".into(),
             Type::Double => "f64".into(),
             Type::String => "String".into(),
-            Type::Vector(t) if **t == Type::Byte => format!("{CODEC}::Bytes"),
+            Type::Vector(t) if **t == Type::Byte => format!("{codec}::Bytes"),
             Type::Vector(t) => format!("Vec<{}>", self.rust_type(t)),
             Type::Map(k, v) => format!(
                 "::std::collections::BTreeMap<{}, {}>",
@@ -322,6 +354,7 @@ impl Gen<'_> {
     }
 
     fn structure(&mut self, file: &Path, s: &Struct) -> Result<(), GenError> {
+        let codec = format!("{}::codec", self.opts.runtime);
         let mut rust_names = BTreeMap::new();
         for f in &s.fields {
             let n = snake_ident(&f.name);
@@ -366,6 +399,9 @@ impl Gen<'_> {
 
         if has_defaults {
             self.out.push('\n');
+            // An explicit default may equal the type's own (`= false`); the impl stays
+            // for uniformity, hence the allow.
+            self.line(0, "#[allow(clippy::derivable_impls)]");
             self.line(0, &format!("impl Default for {name} {{"));
             self.line(1, "fn default() -> Self {");
             self.line(2, "Self {");
@@ -424,11 +460,11 @@ impl Gen<'_> {
         }
 
         self.out.push('\n');
-        self.line(0, &format!("impl {CODEC}::TarsStruct for {name} {{"));
+        self.line(0, &format!("impl {codec}::TarsStruct for {name} {{"));
         let w = if s.fields.is_empty() { "_w" } else { "w" };
         self.line(
             1,
-            &format!("fn encode_fields(&self, {w}: &mut {CODEC}::TarsWriter) {{"),
+            &format!("fn encode_fields(&self, {w}: &mut {codec}::TarsWriter) {{"),
         );
         let mut fields: Vec<_> = s.fields.iter().collect();
         fields.sort_by_key(|f| f.tag);
@@ -443,7 +479,7 @@ impl Gen<'_> {
         let r = if s.fields.is_empty() { "_r" } else { "r" };
         self.line(
             1,
-            &format!("fn decode_fields({r}: &mut {CODEC}::TarsReader<'_>) -> Result<Self, {CODEC}::DecodeError> {{"),
+            &format!("fn decode_fields({r}: &mut {codec}::TarsReader<'_>) -> Result<Self, {codec}::DecodeError> {{"),
         );
         // Fields are read in tag order (the reader moves forward only), then assembled.
         for f in &fields {
@@ -482,6 +518,7 @@ impl Gen<'_> {
     }
 
     fn enumeration(&mut self, e: &Enum) {
+        let codec = format!("{}::codec", self.opts.runtime);
         let name = &e.name;
         self.line(
             0,
@@ -560,24 +597,24 @@ impl Gen<'_> {
         self.line(1, "}");
         self.line(0, "}");
         self.out.push('\n');
-        self.line(0, &format!("impl {CODEC}::TarsEncode for {name} {{"));
+        self.line(0, &format!("impl {codec}::TarsEncode for {name} {{"));
         self.line(
             1,
-            &format!("fn encode(&self, w: &mut {CODEC}::TarsWriter, tag: u8) {{"),
+            &format!("fn encode(&self, w: &mut {codec}::TarsWriter, tag: u8) {{"),
         );
         self.line(2, "w.write_i32(tag, self.0);");
         self.line(1, "}");
         self.line(0, "}");
         self.out.push('\n');
-        self.line(0, &format!("impl {CODEC}::TarsDecode for {name} {{"));
+        self.line(0, &format!("impl {codec}::TarsDecode for {name} {{"));
         self.line(1, "fn decode_value(");
-        self.line(2, &format!("r: &mut {CODEC}::TarsReader<'_>,"));
+        self.line(2, &format!("r: &mut {codec}::TarsReader<'_>,"));
         self.line(2, "tag: u8,");
-        self.line(2, &format!("ty: {CODEC}::TarsType,"));
-        self.line(1, &format!(") -> Result<Self, {CODEC}::DecodeError> {{"));
+        self.line(2, &format!("ty: {codec}::TarsType,"));
+        self.line(1, &format!(") -> Result<Self, {codec}::DecodeError> {{"));
         self.line(
             2,
-            &format!("<i32 as {CODEC}::TarsDecode>::decode_value(r, tag, ty).map(Self)"),
+            &format!("<i32 as {codec}::TarsDecode>::decode_value(r, tag, ty).map(Self)"),
         );
         self.line(1, "}");
         self.line(0, "}");

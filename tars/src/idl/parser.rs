@@ -109,6 +109,9 @@ struct Parser<'a> {
 
 type PResult<T> = Result<T, IdlError>;
 
+/// A file's `#include` names (with where they are written) and its module blocks.
+type TopLevel = (Vec<(String, Pos)>, Vec<Module>);
+
 impl Parser<'_> {
     fn peek(&self) -> &Token {
         // tokenize always ends with Eof and `i` never passes it.
@@ -184,7 +187,7 @@ impl Parser<'_> {
         }
     }
 
-    fn top(&mut self) -> PResult<(Vec<(String, Pos)>, Vec<Module>)> {
+    fn top(&mut self) -> PResult<TopLevel> {
         let mut incs = Vec::new();
         let mut modules = Vec::new();
         loop {

@@ -19,7 +19,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 /// Bytes of a hex string; panics (test input) on bad hex.
 pub fn from_hex(hex: &str) -> Vec<u8> {
-    assert!(hex.len() % 2 == 0, "odd hex length: {hex}");
+    assert_eq!(hex.len() % 2, 0, "odd hex length: {hex}");
     (0..hex.len())
         .step_by(2)
         .map(|i| {

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod json;
+pub mod node;
 pub mod structs;
 
 use std::path::PathBuf;

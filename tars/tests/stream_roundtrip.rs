@@ -365,6 +365,9 @@ impl Same for AllTypes {
     }
 }
 
+/// A check of something @tars/stream produced against the case's value.
+type Check<T> = Box<dyn Fn(&T) -> Result<(), String>>;
+
 /// One generated case: its type, JSON form, Rust encoding, and how to check what
 /// @tars/stream made of it.
 struct Case {
@@ -374,9 +377,9 @@ struct Case {
     /// Whether both encoders must agree byte for byte.
     exact: bool,
     /// Decodes bytes in Rust and compares with the value (loose zero).
-    check_bytes: Box<dyn Fn(&[u8]) -> Result<(), String>>,
+    check_bytes: Check<[u8]>,
     /// Compares @tars/stream's JSON with the value (loose zero).
-    check_json: Box<dyn Fn(&Value) -> Result<(), String>>,
+    check_json: Check<Value>,
 }
 
 fn case<T>(ty: &'static str, value: T, ordered: bool) -> Case

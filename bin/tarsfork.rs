@@ -5,6 +5,10 @@
 //! - `GET /slow?ms=N` → sleeps N ms in the worker, then 200 `slow`
 //! - `GET /task?data=X` → `task_wait` on a task worker, which echoes X with its id
 //! - `GET /crash` → the worker aborts (for trying out respawns by hand)
+//!
+//! Fault injection for the tests: with `TARSFORK_DEMO_FAIL_BOOT` set in its environment,
+//! every event worker's `on_worker_start` fails, which must stop the server with that
+//! message instead of respawning forever.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -41,7 +45,12 @@ fn on_request(req: &Request, ctx: &mut Ctx) -> Response {
 }
 
 fn main() -> ExitCode {
-    let service = Service::new(on_request).on_task(|tctx, data| {
+    let service = Service::new(on_request)
+        .on_worker_start(|_ctx| match std::env::var("TARSFORK_DEMO_FAIL_BOOT") {
+            Ok(why) => Err(format!("TARSFORK_DEMO_FAIL_BOOT is set ({why})")),
+            Err(_) => Ok(()),
+        })
+        .on_task(|tctx, data| {
         let mut out = data.to_vec();
         out.extend_from_slice(format!(" (task worker {})", tctx.id()).as_bytes());
         out

@@ -126,6 +126,16 @@ fn bind_all(settings: &Settings) -> Result<Vec<Listener>, Error> {
 /// Starts the server in this process (already daemonized if asked) and runs the master
 /// until the server stops. Returns the process exit code.
 pub(crate) fn run(settings: Settings, service: &Service, launcher: Option<OwnedFd>) -> Result<i32, Error> {
+    let mut launcher = launcher;
+    let result = start_and_supervise(settings, service, &mut launcher);
+    if let (Err(e), Some(fd)) = (&result, launcher.take()) {
+        use std::os::fd::AsRawFd;
+        let _ = sys::write_all_fd(fd.as_raw_fd(), format!("ERR {e}\nEND\n").as_bytes());
+    }
+    result
+}
+
+fn start_and_supervise(settings: Settings, service: &Service, launcher: &mut Option<OwnedFd>) -> Result<i32, Error> {
     log::set_role("master");
     let pid = sys::getpid();
     if let Err(e) = sys::become_subreaper() {
@@ -151,7 +161,7 @@ pub(crate) fn run(settings: Settings, service: &Service, launcher: Option<OwnedF
         None
     };
     let mut shared = Shared::new(settings, listeners, scoreboard, dir, token, task_queue, Some(pidfile))?;
-    shared.launcher = launcher;
+    shared.launcher = launcher.take();
     let me = shared.scoreboard.register(Role::Master, 0, 0)?;
     me.set_state(ProcState::Idle);
     sys::proctitle::set_title(&process::title(&shared.settings, Role::Master));
@@ -167,10 +177,7 @@ pub(crate) fn run(settings: Settings, service: &Service, launcher: Option<OwnedF
     if let Some(p) = shared.pidfile.take() {
         p.remove();
     }
-    if let (Err(e), Some(fd)) = (&result, shared.launcher.take()) {
-        use std::os::fd::AsRawFd;
-        let _ = sys::write_all_fd(fd.as_raw_fd(), format!("ERR {e}\nEND\n").as_bytes());
-    }
+    *launcher = shared.launcher.take();
     result
 }
 

@@ -134,7 +134,15 @@ impl PidFile {
     }
 
     /// The owner's clean exit: unlink the file if it is still ours, then release the lock.
-    pub fn remove(mut self) {
+    pub fn remove(self) {
+        drop(self);
+    }
+}
+
+impl Drop for PidFile {
+    /// The owner (the process still holding the descriptor) unlinks the file if the path
+    /// still names the file it locked; a forked child has closed its copy and does nothing.
+    fn drop(&mut self) {
         if self.fd.is_some() {
             if let Ok(id) = sys::path_identity(&self.path) {
                 if id == self.identity {

@@ -26,9 +26,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{
-    Block, ConfigError, ConfigTree, Endpoint, Entry, Location, ObjectRef, Transport,
-};
+use crate::config::{Block, ConfigError, ConfigTree, Endpoint, Location, ObjectRef, Transport};
 
 /// Block path of `<application>` from the root.
 pub const APPLICATION_PATH: [&str; 2] = ["tars", "application"];
@@ -47,6 +45,9 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// File label used in messages about the embedded default settings.
 const EMBEDDED_LABEL: &str = "<embedded default>";
+
+/// File label used in messages about values given to [`Settings::set`].
+const OVERRIDE_LABEL: &str = "command line";
 
 /// Log levels, in TarsCpp's order (each level includes the ones before it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -195,6 +196,9 @@ pub struct UnknownKey {
     pub key: String,
     /// Its line in the config file.
     pub line: usize,
+    /// A likely fix when the key looks like a typo of a known key or belongs in
+    /// another block, e.g. `did you mean worker_num?`.
+    pub hint: Option<String>,
 }
 
 impl fmt::Display for UnknownKey {
@@ -203,7 +207,11 @@ impl fmt::Display for UnknownKey {
             f,
             "line {}: {} in {} is not a tarsfork setting (ignored)",
             self.line, self.key, self.block
-        )
+        )?;
+        if let Some(hint) = &self.hint {
+            write!(f, "; {hint}")?;
+        }
+        Ok(())
     }
 }
 
@@ -280,9 +288,10 @@ pub struct Settings {
     pub client: ClientSettings,
     /// Keys present in the file that tarsfork does not use.
     unknown: Vec<UnknownKey>,
-    /// Line of each key that came from the file (canonical key → line), for
-    /// messages from [`Settings::validate`].
-    key_lines: HashMap<&'static str, usize>,
+    /// Keys given explicitly (canonical key → line in the file, `None` when set by
+    /// [`Settings::set`] or built in): derived defaults leave them alone, and
+    /// [`Settings::validate`] names their line.
+    explicit: HashMap<&'static str, Option<usize>>,
 }
 
 impl Settings {
@@ -344,8 +353,12 @@ impl Settings {
                 });
             }
         }
-        s.key_lines = reader.seen.iter().map(|&(key, line)| (key, line)).collect();
-        s.derive_defaults(|key| reader.seen.iter().any(|&(k, _)| k == key));
+        s.explicit = reader
+            .seen
+            .iter()
+            .map(|&(key, line)| (key, Some(line)))
+            .collect();
+        s.derive_defaults();
         s.validate()?;
         Ok(s)
     }
@@ -374,8 +387,39 @@ impl Settings {
         });
         s.worker_num = 2;
         s.task_worker_num = 1;
-        s.derive_defaults(|key| key == "worker_num");
+        s.explicit.insert("worker_num", None);
+        s.derive_defaults();
         s
+    }
+
+    /// Sets one `<application>`, `<server>` or `<client>` key as if the config said
+    /// `key=value` (for command-line overrides), then recomputes the derived defaults
+    /// and validates; on an error nothing changes. Errors name `command line` as their
+    /// source.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let at = || Location::file(OVERRIDE_LABEL);
+        let Some(d) = SETTINGS_KEYS
+            .iter()
+            .find(|d| d.key == key || d.aliases.contains(&key))
+        else {
+            let hint = suggest_key(Scope::Server, key)
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default();
+            return Err(ConfigError::Invalid {
+                at: at().into(),
+                message: format!(
+                    "`{key}` is not a setting of <application>, <server> or <client>{hint}"
+                ),
+            });
+        };
+        // Work on a copy so that a value failing validation leaves `self` unchanged.
+        let mut next = self.clone();
+        d.apply(&mut next, key, value, at())?;
+        next.explicit.insert(d.key, None);
+        next.derive_defaults();
+        next.validate()?;
+        *self = next;
+        Ok(())
     }
 
     /// The defaults of every key with a fixed default; required and derived keys are
@@ -426,12 +470,14 @@ impl Settings {
                 modulename: String::new(),
             },
             unknown: Vec::new(),
-            key_lines: HashMap::new(),
+            explicit: HashMap::new(),
         }
     }
 
-    /// Fills the keys whose default depends on other keys, unless `was_set(key)`.
-    fn derive_defaults(&mut self, was_set: impl Fn(&str) -> bool) {
+    /// Fills the keys whose default depends on other keys, unless given explicitly.
+    fn derive_defaults(&mut self) {
+        let explicit = self.explicit.clone();
+        let was_set = |key: &str| explicit.contains_key(key);
         if !was_set("worker_num") {
             let threads = self.adapters.iter().map(|a| a.threads).max().unwrap_or(1);
             self.worker_num = threads.clamp(1, MAX_PROCESSES as usize);
@@ -600,7 +646,7 @@ impl Settings {
 
     fn invalid(&self, key: &str, message: String) -> ConfigError {
         ConfigError::Invalid {
-            at: self.at(self.key_lines.get(key).copied()).into(),
+            at: self.at(self.explicit.get(key).copied().flatten()).into(),
             message,
         }
     }
@@ -618,6 +664,7 @@ fn unknown_block(parent: &str, block: &Block) -> UnknownKey {
         block: parent.to_string(),
         key: format!("<{}>", block.name()),
         line: block.line(),
+        hint: None,
     }
 }
 
@@ -638,13 +685,14 @@ impl Reader<'_> {
         for entry in block.entries() {
             match find_descriptor(SETTINGS_KEYS, scope, entry.key()) {
                 Some(d) => {
-                    d.apply(s, entry, self.tree)?;
+                    d.apply(s, entry.key(), entry.value(), self.tree.at(entry.line()))?;
                     self.seen.push((d.key, entry.line()));
                 }
                 None => s.unknown.push(UnknownKey {
                     block: format!("<{}>", block.name()),
                     key: entry.key().to_string(),
                     line: entry.line(),
+                    hint: suggest_key(scope, entry.key()),
                 }),
             }
         }
@@ -669,13 +717,19 @@ impl Reader<'_> {
         for entry in block.entries() {
             match find_descriptor(ADAPTER_KEYS, Scope::Adapter, entry.key()) {
                 Some(d) => {
-                    d.apply(&mut a, entry, self.tree)?;
+                    d.apply(
+                        &mut a,
+                        entry.key(),
+                        entry.value(),
+                        self.tree.at(entry.line()),
+                    )?;
                     has_endpoint |= d.key == "endpoint" && !entry.value().is_empty();
                 }
                 None => s.unknown.push(UnknownKey {
                     block: format!("<{}>", block.name()),
                     key: entry.key().to_string(),
                     line: entry.line(),
+                    hint: suggest_key(Scope::Adapter, entry.key()),
                 }),
             }
         }
@@ -693,6 +747,48 @@ impl Reader<'_> {
         }
         Ok(a)
     }
+}
+
+/// A hint for an unknown key of `scope`: the block it belongs in when it is a key of
+/// another block, or the known key it most likely misspells.
+fn suggest_key(scope: Scope, key: &str) -> Option<String> {
+    let keys = SETTINGS_KEYS
+        .iter()
+        .map(|d| (d.scope, d.key, d.aliases))
+        .chain(ADAPTER_KEYS.iter().map(|d| (d.scope, d.key, d.aliases)));
+    let mut best: Option<(usize, &str)> = None;
+    for (s, k, aliases) in keys {
+        if s != scope && (k == key || aliases.contains(&key)) {
+            return Some(format!("{key} belongs in the {} block", s.label()));
+        }
+        if s == scope {
+            let d = edit_distance(&key.to_ascii_lowercase(), &k.to_ascii_lowercase());
+            if !matches!(best, Some((bd, _)) if bd <= d) {
+                best = Some((d, k));
+            }
+        }
+    }
+    // Short keys are too easily "close" to something; allow more slack for long ones.
+    let allowed = if key.len() >= 10 { 2 } else { 1 };
+    best.filter(|&(d, _)| key.len() >= 4 && d <= allowed)
+        .map(|(_, k)| format!("did you mean {k}?"))
+}
+
+/// Levenshtein distance (keys are short, so the quadratic table is fine; inputs are
+/// capped at 64 characters so a hostile key costs nothing).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().take(64).collect();
+    let b: Vec<char> = b.chars().take(64).collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            row.push((prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1));
+        }
+        prev = row;
+    }
+    prev[b.len()]
 }
 
 fn find_descriptor<T>(
@@ -856,13 +952,14 @@ pub struct KeyDescriptor<T: 'static> {
 }
 
 impl<T> KeyDescriptor<T> {
-    /// Parses `entry`'s value and stores it in `target`, or says what is wrong.
-    fn apply(&self, target: &mut T, entry: &Entry, tree: &ConfigTree) -> Result<(), ConfigError> {
-        let value = entry.value().trim();
+    /// Parses `raw` (the value of `key` as written, located at `at`) and stores it in
+    /// `target`, or says what is wrong.
+    fn apply(&self, target: &mut T, key: &str, raw: &str, at: Location) -> Result<(), ConfigError> {
+        let value = raw.trim();
         let bad = |expected: String| ConfigError::BadValue {
-            at: tree.at(entry.line()).into(),
-            key: entry.key().to_string(),
-            value: entry.value().to_string(),
+            at: at.clone().into(),
+            key: key.to_string(),
+            value: raw.to_string(),
             expected,
             example: self.example.to_string(),
         };
@@ -2042,6 +2139,71 @@ mod tests {
     }
 
     #[test]
+    fn unknown_keys_get_hints() {
+        let adapter = "<A.S.HttpObjAdapter>\nendpoint=tcp -h 127.0.0.1 -p 9000\nmaxconn=5\n</A.S.HttpObjAdapter>\n";
+        let s = ok(&conf(
+            "worker_nums=3\nlocator=tars.tarsregistry.QueryObj\ncloseout=1\nmax_requests=9\n",
+            Some(adapter),
+            "",
+        ));
+        let hints: Vec<(&str, Option<&str>)> = s
+            .unknown_keys()
+            .iter()
+            .map(|u| (u.key.as_str(), u.hint.as_deref()))
+            .collect();
+        assert_eq!(
+            hints,
+            [
+                ("worker_nums", Some("did you mean worker_num?")),
+                ("locator", Some("locator belongs in the client block")),
+                ("closeout", None),
+                ("max_requests", Some("did you mean max_request?")),
+                ("maxconn", Some("did you mean maxconns?")),
+            ]
+        );
+        assert_eq!(
+            s.unknown_keys()[0].to_string(),
+            "line 7: worker_nums in <server> is not a tarsfork setting (ignored); did you mean worker_num?"
+        );
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+
+    #[test]
+    fn set_overrides_recompute_derived_defaults() {
+        let mut s = ok(&conf("", None, ""));
+        s.set("max_request", "100").unwrap();
+        assert_eq!((s.max_request, s.max_request_grace), (100, 50));
+        s.set("app", "B").unwrap();
+        assert_eq!(s.pid_file, PathBuf::from("/d/B.S.pid"));
+        assert_eq!(s.client.modulename, "B.S");
+        s.set("loglevel", "warn").unwrap();
+        assert_eq!(s.loglevel, LogLevel::Warn);
+        s.set("report-interval", "2s").unwrap();
+        assert_eq!(s.client.report_interval, Duration::from_secs(2));
+        s.set("worker_num", "7").unwrap();
+        assert_eq!(s.worker_num, 7);
+        // An explicit pid_file is kept when other keys change.
+        s.set("pid_file", "/run/p.pid").unwrap();
+        s.set("server", "T").unwrap();
+        assert_eq!(s.pid_file, PathBuf::from("/run/p.pid"));
+
+        assert_eq!(
+            s.set("worker_num", "x").unwrap_err().to_string(),
+            "command line: worker_num=x: expected a whole number from 1 to 1024, e.g. worker_num=4"
+        );
+        assert_eq!(s.worker_num, 7);
+        assert_eq!(
+            s.set("worker_nums", "1").unwrap_err().to_string(),
+            "command line: `worker_nums` is not a setting of <application>, <server> or <client>; did you mean worker_num?"
+        );
+        let e = s.set("local", "tcp -h 127.0.0.1 -p 9000").unwrap_err();
+        assert!(e.to_string().contains("like the admin endpoint"), "{e}");
+        assert_eq!(s.local, None);
+    }
+
+    #[test]
     fn allow_lists() {
         let adapter = "<A.S.HttpObjAdapter>\nendpoint=tcp -h 127.0.0.1 -p 9000\nallow=127.0.0.1; 10.1.*.*,::1\n</A.S.HttpObjAdapter>\n";
         let s = ok(&conf("", Some(adapter), ""));
@@ -2105,13 +2267,7 @@ mod tests {
         assert!(fields.len() > 40, "{fields:?}");
         // Fields that are not config keys: bookkeeping and the containers.
         let not_keys = [
-            "source",
-            "unknown",
-            "key_lines",
-            "adapters",
-            "client",
-            "name",
-            "line",
+            "source", "unknown", "explicit", "adapters", "client", "name", "line",
         ];
         let keys: Vec<String> = SETTINGS_KEYS
             .iter()
@@ -2173,7 +2329,7 @@ mod tests {
     }
 
     fn without_lines(mut s: Settings) -> Settings {
-        s.key_lines.clear();
+        s.explicit.clear();
         for a in &mut s.adapters {
             a.line = None;
         }

@@ -39,6 +39,10 @@ pub const CLIENT_PATH: [&str; 3] = ["tars", "application", "client"];
 /// not fork the machine to death.
 pub const MAX_PROCESSES: u64 = 1024;
 
+/// Most adapter blocks accepted: each is a listener in every worker, and the checks
+/// between adapters compare every pair.
+pub const MAX_ADAPTERS: usize = 1024;
+
 /// Longest duration any key accepts (one year), so that `now + duration` can never
 /// overflow in the code that uses it.
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -555,6 +559,17 @@ impl Settings {
                 ),
             });
         }
+        if self.adapters.len() > MAX_ADAPTERS {
+            return Err(ConfigError::Invalid {
+                at: self
+                    .at(self.adapters.get(MAX_ADAPTERS).and_then(|a| a.line))
+                    .into(),
+                message: format!(
+                    "more than {MAX_ADAPTERS} adapter blocks in <server>; each is a listener \
+                     in every worker, so merge them into fewer adapters"
+                ),
+            });
+        }
         if self.worker_num == 0 || self.worker_num as u64 > MAX_PROCESSES {
             return Err(self.invalid(
                 "worker_num",
@@ -834,7 +849,7 @@ impl Scope {
         match self {
             Scope::Application => "application",
             Scope::Server => "server",
-            Scope::Adapter => "server → <…Adapter>",
+            Scope::Adapter => "server → `<…Adapter>`",
             Scope::Client => "client",
         }
     }
@@ -915,7 +930,7 @@ impl<T> Setter<T> {
                     format!("whole number {min}…{max}")
                 }
             }
-            Setter::Flag(_) => "0 or 1".into(),
+            Setter::Flag(_) => "flag `0`/`1` (or `n`/`y`)".into(),
             Setter::Duration {
                 unit: Unit::Millis, ..
             } => "duration; bare number = ms (`ms`/`s` suffix ok)".into(),
@@ -2105,6 +2120,23 @@ mod tests {
         let e = err(&conf("", Some(slow), ""));
         assert!(e.starts_with("t.conf:7: <A.S.HttpObjAdapter> endpoint -t 99999999999999 ms is longer than a year"), "{e}");
 
+        let many: String = (0..=MAX_ADAPTERS)
+            .map(|i| {
+                format!(
+                    "<A{i}Adapter>\nendpoint=tcp -h 127.0.0.1 -p {}\n</A{i}Adapter>\n",
+                    10_000 + i
+                )
+            })
+            .collect();
+        let e = err(&conf("", Some(&many), ""));
+        assert!(
+            e.starts_with(&format!(
+                "t.conf:{}: more than 1024 adapter blocks",
+                7 + 3 * MAX_ADAPTERS
+            )),
+            "{e}"
+        );
+
         // Changing fields in code and validating again names the key's line too.
         let mut s = ok(&conf("\nworker_num=2\n", None, ""));
         s.worker_num = 0;
@@ -2370,6 +2402,47 @@ mod tests {
             }
         }
         assert!(checked >= 20, "{checked}");
+    }
+
+    #[test]
+    fn mutated_example_never_panics() {
+        // Deterministic value mutations of the example: Ok or a typed error, never a panic.
+        let base = std::fs::read_to_string(example_path()).unwrap();
+        let lines: Vec<&str> = base.lines().collect();
+        let junk = [
+            "",
+            "-1",
+            "0",
+            "99999999999999999999999",
+            "1s",
+            "abc",
+            "tcp -h",
+            "@",
+            "\\",
+            "==",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as usize
+        };
+        let mut errors = 0;
+        for _ in 0..1500 {
+            let mut text = String::new();
+            let (target, value) = (next() % lines.len(), junk[next() % junk.len()]);
+            for (i, line) in lines.iter().enumerate() {
+                match line.split_once('=') {
+                    Some((k, _)) if i == target => text.push_str(&format!("{k}={value}\n")),
+                    _ => text.push_str(&format!("{line}\n")),
+                }
+            }
+            if settings(&text).is_err() {
+                errors += 1;
+            }
+        }
+        assert!(errors > 100, "{errors}");
     }
 
     #[test]

@@ -17,8 +17,14 @@
 //! - An empty value for a text, path, endpoint or object key means "not set".
 //! - Unknown keys are tolerated (tarsnode writes many that only TarsCpp uses) and kept,
 //!   with their line, in [`Settings::unknown_keys`]; the caller logs them once at start.
-//!   Unknown child blocks of `<server>` whose name does not end in `Adapter` are listed
-//!   there too, as `<name>`.
+//!   Each carries a hint when it looks like a typo (`did you mean worker_num?`) or a key
+//!   of another block (`locator belongs in <client>`). Unknown child blocks of `<server>`
+//!   whose name does not end in `Adapter` are listed there too, as `<name>`.
+//! - Command-line overrides go through the same table: [`Settings::set`].
+//! - [`Settings::validate`] checks what single keys cannot: at least one adapter (at
+//!   most [`MAX_ADAPTERS`]), no two listeners on one address (the admin `local`
+//!   endpoint included), distinct servants, names usable in file names, and a task
+//!   worker for the heartbeat when `node` is set.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -774,7 +780,7 @@ fn suggest_key(scope: Scope, key: &str) -> Option<String> {
     let mut best: Option<(usize, &str)> = None;
     for (s, k, aliases) in keys {
         if s != scope && (k == key || aliases.contains(&key)) {
-            return Some(format!("{key} belongs in the {} block", s.label()));
+            return Some(format!("{key} belongs in {}", s.block_name()));
         }
         if s == scope {
             let d = edit_distance(&key.to_ascii_lowercase(), &k.to_ascii_lowercase());
@@ -844,13 +850,23 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// The block as shown in docs and messages.
+    /// The block as shown in the docs table (Markdown).
     pub fn label(self) -> &'static str {
         match self {
             Scope::Application => "application",
             Scope::Server => "server",
             Scope::Adapter => "server → `<…Adapter>`",
             Scope::Client => "client",
+        }
+    }
+
+    /// The block as named in messages.
+    pub fn block_name(self) -> &'static str {
+        match self {
+            Scope::Application => "<application>",
+            Scope::Server => "<server>",
+            Scope::Adapter => "an <…Adapter> block",
+            Scope::Client => "<client>",
         }
     }
 }
@@ -2174,7 +2190,7 @@ mod tests {
     fn unknown_keys_get_hints() {
         let adapter = "<A.S.HttpObjAdapter>\nendpoint=tcp -h 127.0.0.1 -p 9000\nmaxconn=5\n</A.S.HttpObjAdapter>\n";
         let s = ok(&conf(
-            "worker_nums=3\nlocator=tars.tarsregistry.QueryObj\ncloseout=1\nmax_requests=9\n",
+            "worker_nums=3\nlocator=tars.tarsregistry.QueryObj\ncloseout=1\nmax_requests=9\nthreads=2\n",
             Some(adapter),
             "",
         ));
@@ -2187,9 +2203,10 @@ mod tests {
             hints,
             [
                 ("worker_nums", Some("did you mean worker_num?")),
-                ("locator", Some("locator belongs in the client block")),
+                ("locator", Some("locator belongs in <client>")),
                 ("closeout", None),
                 ("max_requests", Some("did you mean max_request?")),
+                ("threads", Some("threads belongs in an <…Adapter> block")),
                 ("maxconn", Some("did you mean maxconns?")),
             ]
         );

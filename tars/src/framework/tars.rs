@@ -3,6 +3,7 @@
 
 /// The servant side of interface `tars::AdminF`: implement it and serve
 /// requests with [`admin_f_dispatch`] or [`AdminFServer`].
+#[allow(clippy::type_complexity)]
 pub trait AdminFServant {
     /// `void shutdown()`.
     fn shutdown(
@@ -72,6 +73,7 @@ pub struct AdminFProxy {
     proxy: crate::proxy::Proxy,
 }
 
+#[allow(clippy::type_complexity)]
 impl AdminFProxy {
     /// Calls go through `proxy` (its address, servant name, timeout, protocol, context).
     pub fn new(proxy: crate::proxy::Proxy) -> Self {
@@ -191,6 +193,7 @@ impl crate::codec::TarsStruct for ConfigInfo {
 
 /// The servant side of interface `tars::ConfigF`: implement it and serve
 /// requests with [`config_f_dispatch`] or [`ConfigFServer`].
+#[allow(clippy::type_complexity)]
 pub trait ConfigFServant {
     /// `int ListConfig(string app, string server, out vector<string> vf)`.
     fn list_config(
@@ -343,6 +346,7 @@ pub struct ConfigFProxy {
     proxy: crate::proxy::Proxy,
 }
 
+#[allow(clippy::type_complexity)]
 impl ConfigFProxy {
     /// Calls go through `proxy` (its address, servant name, timeout, protocol, context).
     pub fn new(proxy: crate::proxy::Proxy) -> Self {
@@ -647,6 +651,7 @@ impl crate::codec::TarsStruct for LogInfo {
 
 /// The servant side of interface `tars::LogF`: implement it and serve
 /// requests with [`log_f_dispatch`] or [`LogFServer`].
+#[allow(clippy::type_complexity)]
 pub trait LogFServant {
     /// `void logger(string app, string server, string file, string format, vector<string> buffer)`.
     fn logger(
@@ -714,6 +719,7 @@ pub struct LogFProxy {
     proxy: crate::proxy::Proxy,
 }
 
+#[allow(clippy::type_complexity)]
 impl LogFProxy {
     /// Calls go through `proxy` (its address, servant name, timeout, protocol, context).
     pub fn new(proxy: crate::proxy::Proxy) -> Self {
@@ -931,6 +937,7 @@ impl crate::codec::TarsStruct for StatPropMsgBody {
 
 /// The servant side of interface `tars::PropertyF`: implement it and serve
 /// requests with [`property_f_dispatch`] or [`PropertyFServer`].
+#[allow(clippy::type_complexity)]
 pub trait PropertyFServant {
     /// `int reportPropMsg(map<StatPropMsgHead, StatPropMsgBody> statmsg)`.
     fn report_prop_msg(
@@ -978,6 +985,7 @@ pub struct PropertyFProxy {
     proxy: crate::proxy::Proxy,
 }
 
+#[allow(clippy::type_complexity)]
 impl PropertyFProxy {
     /// Calls go through `proxy` (its address, servant name, timeout, protocol, context).
     pub fn new(proxy: crate::proxy::Proxy) -> Self {
@@ -1129,6 +1137,7 @@ impl crate::codec::TarsStruct for EndpointF {
 
 /// The servant side of interface `tars::QueryF`: implement it and serve
 /// requests with [`query_f_dispatch`] or [`QueryFServer`].
+#[allow(clippy::type_complexity)]
 pub trait QueryFServant {
     /// `vector<EndpointF> findObjectById(string id)`.
     fn find_object_by_id(
@@ -1268,6 +1277,7 @@ pub struct QueryFProxy {
     proxy: crate::proxy::Proxy,
 }
 
+#[allow(clippy::type_complexity)]
 impl QueryFProxy {
     /// Calls go through `proxy` (its address, servant name, timeout, protocol, context).
     pub fn new(proxy: crate::proxy::Proxy) -> Self {
@@ -1473,6 +1483,7 @@ impl crate::codec::TarsStruct for ServerInfo {
 
 /// The servant side of interface `tars::ServerF`: implement it and serve
 /// requests with [`server_f_dispatch`] or [`ServerFServer`].
+#[allow(clippy::type_complexity)]
 pub trait ServerFServant {
     /// `int keepAlive(ServerInfo serverInfo)`.
     fn keep_alive(
@@ -1564,6 +1575,7 @@ pub struct ServerFProxy {
     proxy: crate::proxy::Proxy,
 }
 
+#[allow(clippy::type_complexity)]
 impl ServerFProxy {
     /// Calls go through `proxy` (its address, servant name, timeout, protocol, context).
     pub fn new(proxy: crate::proxy::Proxy) -> Self {
@@ -1887,6 +1899,7 @@ impl crate::codec::TarsStruct for ProxyInfo {
 
 /// The servant side of interface `tars::StatF`: implement it and serve
 /// requests with [`stat_f_dispatch`] or [`StatFServer`].
+#[allow(clippy::type_complexity)]
 pub trait StatFServant {
     /// `int reportMicMsg(map<StatMicMsgHead, StatMicMsgBody> msg, bool bFromClient)`.
     fn report_mic_msg(
@@ -1950,6 +1963,7 @@ pub struct StatFProxy {
     proxy: crate::proxy::Proxy,
 }
 
+#[allow(clippy::type_complexity)]
 impl StatFProxy {
     /// Calls go through `proxy` (its address, servant name, timeout, protocol, context).
     pub fn new(proxy: crate::proxy::Proxy) -> Self {

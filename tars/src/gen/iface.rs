@@ -157,6 +157,8 @@ impl Gen<'_> {
         if !camel_allow.is_empty() {
             self.line(0, camel_allow);
         }
+        // Results are tuples of whatever the IDL says; naming them would not help.
+        self.line(0, "#[allow(clippy::type_complexity)]");
         self.line(0, &format!("pub trait {name}Servant {{"));
         for (n, f) in i.functions.iter().enumerate() {
             if n > 0 {
@@ -319,6 +321,7 @@ impl Gen<'_> {
         self.line(1, &format!("proxy: {rt}::Proxy,"));
         self.line(0, "}");
         self.out.push('\n');
+        self.line(0, "#[allow(clippy::type_complexity)]");
         self.line(0, &format!("impl {name}Proxy {{"));
         self.line(
             1,

@@ -23,7 +23,7 @@
 //! - **interface** `I` → a servant trait `IServant`, a dispatcher `i_dispatch` and a
 //!   client `IProxy`; see [`iface`] for their shape.
 
-mod iface;
+pub mod iface;
 mod names;
 
 use std::collections::{BTreeMap, BTreeSet};

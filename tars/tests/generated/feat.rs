@@ -323,6 +323,7 @@ impl ::tarsfork_tars::codec::TarsStruct for Empty {
 
 /// The servant side of interface `Feat::Features`: implement it and serve
 /// requests with [`features_dispatch`] or [`FeaturesServer`].
+#[allow(clippy::type_complexity)]
 pub trait FeaturesServant {
     /// `void ping()`.
     fn ping(
@@ -417,6 +418,7 @@ pub struct FeaturesProxy {
     proxy: ::tarsfork_tars::proxy::Proxy,
 }
 
+#[allow(clippy::type_complexity)]
 impl FeaturesProxy {
     /// Calls go through `proxy` (its address, servant name, timeout, protocol, context).
     pub fn new(proxy: ::tarsfork_tars::proxy::Proxy) -> Self {

@@ -44,6 +44,7 @@ impl ::tarsfork_tars::codec::TarsStruct for HelloReq {
 
 /// The servant side of interface `TestApp::Hello`: implement it and serve
 /// requests with [`hello_dispatch`] or [`HelloServer`].
+#[allow(clippy::type_complexity)]
 pub trait HelloServant {
     /// `int testHello(string sIn, out string sOut)`.
     fn test_hello(
@@ -108,6 +109,7 @@ pub struct HelloProxy {
     proxy: ::tarsfork_tars::proxy::Proxy,
 }
 
+#[allow(clippy::type_complexity)]
 impl HelloProxy {
     /// Calls go through `proxy` (its address, servant name, timeout, protocol, context).
     pub fn new(proxy: ::tarsfork_tars::proxy::Proxy) -> Self {

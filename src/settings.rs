@@ -1114,6 +1114,10 @@ const fn key<T>(
 
 const MAX_PROC: u64 = MAX_PROCESSES;
 
+/// Bound of `max_request` and `max_request_grace`, so that their sum (what a worker
+/// computes) cannot overflow.
+const MAX_REQUESTS: u64 = u32::MAX as u64;
+
 /// Every key of `<application>`, `<server>` and `<client>`, in README order.
 pub static SETTINGS_KEYS: &[KeyDescriptor<Settings>] = &[
     key(
@@ -1318,7 +1322,7 @@ pub static SETTINGS_KEYS: &[KeyDescriptor<Settings>] = &[
         "max_request",
         Setter::Count {
             min: 0,
-            max: u64::MAX,
+            max: MAX_REQUESTS,
             set: |s, v| s.max_request = v,
         },
         DefaultDoc::Value("0"),
@@ -1330,7 +1334,7 @@ pub static SETTINGS_KEYS: &[KeyDescriptor<Settings>] = &[
         "max_request_grace",
         Setter::Count {
             min: 0,
-            max: u64::MAX,
+            max: MAX_REQUESTS,
             set: |s, v| s.max_request_grace = v,
         },
         DefaultDoc::Derived("max_request / 2 (as swoole)"),
@@ -2012,7 +2016,7 @@ mod tests {
         );
         assert_eq!(
             err(&conf("max_request=-5\n", None, "")),
-            "t.conf:7: max_request=-5: expected a whole number ≥ 0, e.g. max_request=100000"
+            "t.conf:7: max_request=-5: expected a whole number from 0 to 4294967295, e.g. max_request=100000"
         );
         assert_eq!(
             err(&conf("backlog=70000\n", None, "")),

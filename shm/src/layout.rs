@@ -7,22 +7,24 @@
 //!                  column descriptors
 //! buckets_off      n_buckets × u32 chain heads (slot index + 1; 0 = empty)
 //! image_off        row_words × u64: the intent record's row image (for redoing a `set`)
+//! haz_off          256 × 64-byte hazard entries: owner token, published slot + 1
 //! slots_off        capacity × slot_size: the rows
 //! ```
 //!
 //! A slot is two parts, on separate cache lines so that lock-free counters (which write
-//! the cell part) do not evict the read-mostly key part that lookups read:
+//! the cell part) do not evict the read-mostly key part that lookups read. The
+//! incarnation `kgen` counts 4 per row lifetime: free (0 mod 4) -> being initialised
+//! (2) -> live (3) -> free (4):
 //!
 //! ```text
 //! +0   kgen   incarnation: odd = live row, even = free; changes on insert and delete
 //! +8   seq    seqlock over the cells: odd while a `set` is writing them
 //! +16  hash   the key's hash
-//! +24  next   u32 next slot in the bucket chain (index + 1; 0 = end)
-//! +28  bucket u32 the bucket this slot was inserted into
+//! +24  link   bucket this slot was inserted into << 32 | next slot in the chain
+//!             (index + 1; 0 = end)
 //! +32  keylen
 //! +40  key    8 words (63 bytes max, zero padded)
-//! +128 state  incarnation << 24 | pin count (in-flight lock-free writers)
-//! +136 cells  row_words words
+//! +128 cells  row_words words
 //! ```
 
 use crate::error::{Result, ShmError};
@@ -71,6 +73,12 @@ pub(crate) const I_BUCKET: usize = H_INTENT + 16;
 pub(crate) const I_COUNT: usize = H_INTENT + 24;
 pub(crate) const I_SEQ: usize = H_INTENT + 32;
 pub(crate) const I_MASK: usize = H_INTENT + 40;
+/// How many hazard entries have ever been claimed (scans stop there).
+pub(crate) const H_HAZ_HWM: usize = 384;
+/// Hazard entries (threads that write lock-free at the same time).
+pub(crate) const HAZ_ENTRIES: usize = 256;
+/// One cache line per entry, so publishing never contends with another thread.
+pub(crate) const HAZ_ENTRY_SIZE: usize = 64;
 /// Column descriptors: 64 bytes each (name 32 bytes, kind, max_len, 2 spare words).
 pub(crate) const H_COLDESC: usize = 1024;
 pub(crate) const COLDESC_SIZE: usize = 64;
@@ -79,22 +87,17 @@ pub(crate) const COLDESC_SIZE: usize = 64;
 pub(crate) const S_KGEN: usize = 0;
 pub(crate) const S_SEQ: usize = 8;
 pub(crate) const S_HASH: usize = 16;
-pub(crate) const S_NEXT: usize = 24;
-pub(crate) const S_BUCKET: usize = 28;
+/// `bucket << 32 | next`: both read with one load, so a walker never pairs a bucket
+/// with a next pointer from another incarnation.
+pub(crate) const S_LINK: usize = 24;
+/// Words of the read-mostly part of a slot.
+pub(crate) const META_WORDS: usize = S_CELLS / 8;
 pub(crate) const S_KEYLEN: usize = 32;
 pub(crate) const S_KEY: usize = 40;
-pub(crate) const S_STATE: usize = 128;
-pub(crate) const S_CELLS: usize = 136;
-
-/// Pins live in the low 24 bits of the state word, the incarnation above them.
-pub(crate) const PIN_BITS: u32 = 24;
-pub(crate) const PIN_ONE: u64 = 1;
-pub(crate) const INC_ONE: u64 = 1 << PIN_BITS;
-/// Incarnations are compared modulo 2^40 (what fits above the pins).
-pub(crate) const INC_MASK: u64 = (1 << (64 - PIN_BITS)) - 1;
+pub(crate) const S_CELLS: usize = 128;
 
 const _: () = assert!(H_COLDESC + MAX_COLUMNS * COLDESC_SIZE <= HEADER_SIZE);
-const _: () = assert!(S_KEY + KEY_WORDS * 8 <= S_STATE);
+const _: () = assert!(S_KEY + KEY_WORDS * 8 <= S_CELLS);
 
 /// Sizes and offsets derived from (schema, capacity); recomputed and compared on open,
 /// so a hostile header cannot make any offset point outside the mapping.
@@ -106,6 +109,7 @@ pub(crate) struct Geometry {
     pub(crate) slot_size: usize,
     pub(crate) buckets_off: usize,
     pub(crate) image_off: usize,
+    pub(crate) haz_off: usize,
     pub(crate) slots_off: usize,
     pub(crate) total: usize,
 }
@@ -130,10 +134,11 @@ impl Geometry {
         let row_words = schema.row_words();
         // One bucket per row on average at most; a power of two so the hash is masked.
         let n_buckets = capacity.next_power_of_two();
-        let slot_size = S_STATE + round_up(8 + row_words * 8, 64).ok_or_else(overflow)?;
+        let slot_size = S_CELLS + round_up(row_words * 8, 64).ok_or_else(overflow)?;
         let buckets_off = HEADER_SIZE;
         let image_off = round_up(buckets_off + n_buckets * 4, 64).ok_or_else(overflow)?;
-        let slots_off = round_up(image_off + row_words * 8, 64).ok_or_else(overflow)?;
+        let haz_off = round_up(image_off + row_words * 8, 64).ok_or_else(overflow)?;
+        let slots_off = haz_off + HAZ_ENTRIES * HAZ_ENTRY_SIZE;
         let total = capacity
             .checked_mul(slot_size)
             .and_then(|s| s.checked_add(slots_off))
@@ -146,6 +151,7 @@ impl Geometry {
             slot_size,
             buckets_off,
             image_off,
+            haz_off,
             slots_off,
             total,
         })
@@ -172,6 +178,18 @@ impl Geometry {
 
 /// Keys are hashed with a per-table random seed so that a client choosing keys cannot
 /// aim them all at one chain without knowing it.
+/// Splits a link word into (next, bucket).
+#[inline]
+pub(crate) fn split_link(link: u64) -> (u32, u32) {
+    (link as u32, (link >> 32) as u32)
+}
+
+/// Builds a link word.
+#[inline]
+pub(crate) fn make_link(next: u32, bucket: u32) -> u64 {
+    (u64::from(bucket) << 32) | u64::from(next)
+}
+
 pub(crate) fn hash_key(seed: u64, words: &[u64; KEY_WORDS], len: usize) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut h = seed ^ (len as u64).wrapping_mul(K);

@@ -27,6 +27,7 @@
 
 mod cell;
 mod error;
+mod hazard;
 pub mod inspect;
 mod layout;
 mod lock;

@@ -208,13 +208,13 @@ impl Inner {
     }
 
     /// Moves a slot's incarnation forward to the next free value (a multiple of 4).
+    /// Sequentially consistent: it must be ordered before a later insert's hazard scan
+    /// (see `hazard.rs`).
     pub(crate) fn make_free(&self, slot: usize) {
         let kg = self.kgen(slot).load(Ordering::Acquire);
         let add = (4 - kg % 4) % 4;
         if add != 0 {
-            self.slot_w(slot, S_STATE)
-                .fetch_add(add * INC_ONE, Ordering::AcqRel);
-            self.kgen(slot).store(kg + add, Ordering::Release);
+            self.kgen(slot).store(kg + add, Ordering::SeqCst);
         }
     }
 

@@ -68,6 +68,20 @@ impl Region {
         unsafe { &*(self.map.as_ptr().add(off) as *const AtomicU64) }
     }
 
+    /// `N` consecutive 64-bit words starting at byte offset `off` (one bounds check for
+    /// a whole slot header instead of one per field).
+    #[inline]
+    pub(crate) fn u64_array<const N: usize>(&self, off: usize) -> &[AtomicU64; N] {
+        assert!(
+            off % 8 == 0 && off.checked_add(8 * N).is_some_and(|end| end <= self.len),
+            "shm block offset {off} outside a {} byte mapping",
+            self.len
+        );
+        // SAFETY: as in `u64_at`, for the N*8-byte range [off, off + 8N), which is inside
+        // the mapping and 8-aligned; [AtomicU64; N] has the layout of N adjacent words.
+        unsafe { &*(self.map.as_ptr().add(off) as *const [AtomicU64; N]) }
+    }
+
     /// The 32-bit word at byte offset `off`.
     #[inline]
     pub(crate) fn u32_at(&self, off: usize) -> &AtomicU32 {

@@ -283,9 +283,12 @@ impl Schema {
 /// Packs bytes little-endian into words (the destination is zeroed first).
 pub(crate) fn pack_bytes(src: &[u8], dst: &mut [u64]) {
     for (word, chunk) in dst.iter_mut().zip(src.chunks(8)) {
-        let mut buf = [0u8; 8];
-        buf[..chunk.len()].copy_from_slice(chunk);
-        *word = u64::from_le_bytes(buf);
+        // Shifting bytes in (rather than copying into a buffer and reloading it) avoids
+        // a store-forwarding stall on short keys, which showed up in the incr profile.
+        *word = chunk
+            .iter()
+            .enumerate()
+            .fold(0u64, |w, (j, b)| w | (u64::from(*b) << (8 * j)));
     }
 }
 

@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     pub(crate) path: PathBuf,
     pub(crate) seed: u64,
     pub(crate) owner: u64,
+    /// Tells this process's `Inner`s apart in thread-local hazard registrations.
+    pub(crate) uid: u64,
 }
 
 /// The outcome of one lock-free walk of a chain.
@@ -53,9 +55,16 @@ impl Inner {
         self.region.u64_at(self.geo.slot(slot) + field)
     }
 
+    /// The read-mostly words of a slot (kgen, seq, hash, link, key).
     #[inline]
-    pub(crate) fn slot_u32(&self, slot: usize, field: usize) -> &AtomicU32 {
-        self.region.u32_at(self.geo.slot(slot) + field)
+    pub(crate) fn meta(&self, slot: usize) -> &[AtomicU64; META_WORDS] {
+        self.region.u64_array(self.geo.slot(slot))
+    }
+
+    /// A slot's chain link: (next, bucket).
+    #[inline]
+    pub(crate) fn link_of(&self, slot: usize) -> (u32, u32) {
+        split_link(self.slot_w(slot, S_LINK).load(Ordering::Acquire))
     }
 
     #[inline]
@@ -101,22 +110,25 @@ impl Inner {
             if i >= self.geo.capacity || steps > self.geo.capacity {
                 return Walk::Restart;
             }
-            let kg = self.kgen(i).load(Ordering::Acquire);
+            let meta = self.meta(i);
+            let kg = meta[S_KGEN / 8].load(Ordering::Acquire);
             if kg % 4 == 2 {
                 return Walk::Restart;
             }
-            let next = self.slot_u32(i, S_NEXT).load(Ordering::Acquire);
-            let sb = self.slot_u32(i, S_BUCKET).load(Ordering::Relaxed);
+            let (next, sb) = split_link(meta[S_LINK / 8].load(Ordering::Relaxed));
             let mut matched = false;
             if kg % 2 == 1
-                && self.slot_w(i, S_HASH).load(Ordering::Relaxed) == hash
-                && self.slot_w(i, S_KEYLEN).load(Ordering::Relaxed) == key.len as u64
+                && meta[S_HASH / 8].load(Ordering::Relaxed) == hash
+                && meta[S_KEYLEN / 8].load(Ordering::Relaxed) == key.len as u64
             {
-                matched = (0..key.nwords())
-                    .all(|w| self.slot_w(i, S_KEY + w * 8).load(Ordering::Relaxed) == key.words[w]);
+                let stored = &meta[S_KEY / 8..S_KEY / 8 + KEY_WORDS];
+                matched = stored
+                    .iter()
+                    .zip(&key.words[..key.nwords()])
+                    .all(|(s, k)| s.load(Ordering::Relaxed) == *k);
             }
             fence(Ordering::Acquire);
-            if self.kgen(i).load(Ordering::Relaxed) != kg || sb as usize != b {
+            if meta[S_KGEN / 8].load(Ordering::Relaxed) != kg || sb as usize != b {
                 return Walk::Restart;
             }
             if matched {
@@ -169,7 +181,7 @@ impl Inner {
                     "chain of bucket {bucket} is cyclic"
                 )));
             }
-            cur = self.link(self.slot_u32(i, S_NEXT).load(Ordering::Acquire))?;
+            cur = self.link(self.link_of(i).0)?;
         }
         Ok(false)
     }
@@ -177,7 +189,7 @@ impl Inner {
     /// Unlinks `slot` from `bucket`'s chain. Caller holds the lock. The slot keeps its
     /// own `next`, so a reader standing on it can still walk on.
     pub(crate) fn unlink(&self, bucket: usize, slot: usize) -> Result<()> {
-        let next = self.slot_u32(slot, S_NEXT).load(Ordering::Acquire);
+        let next = self.link_of(slot).0;
         let head = self.head(bucket);
         if self.link(head.load(Ordering::Acquire))? == Some(slot) {
             head.store(next, Ordering::Release);
@@ -186,10 +198,11 @@ impl Inner {
         let mut cur = self.link(head.load(Ordering::Acquire))?;
         let mut steps = 0;
         while let Some(i) = cur {
-            let link = self.slot_u32(i, S_NEXT);
-            let n = self.link(link.load(Ordering::Acquire))?;
+            let (raw, bucket_of_i) = self.link_of(i);
+            let n = self.link(raw)?;
             if n == Some(slot) {
-                link.store(next, Ordering::Release);
+                self.slot_w(i, S_LINK)
+                    .store(make_link(next, bucket_of_i), Ordering::Release);
                 return Ok(());
             }
             steps += 1;
@@ -205,7 +218,7 @@ impl Inner {
         )))
     }
 
-    /// Finds a free slot no in-flight lock-free writer has pinned. Caller holds the lock.
+    /// Finds a free slot that no lock-free writer has published. Caller holds the lock.
     fn find_free(&self) -> Result<usize> {
         let cap = self.geo.capacity;
         let deadline = Instant::now() + PINNED_WAIT;
@@ -218,9 +231,9 @@ impl Inner {
                 if self.kgen(i).load(Ordering::Acquire) % 4 != 0 {
                     continue;
                 }
-                // A pinned free slot has a writer that read it before its delete and
-                // may still add to its cells: reusing it now could corrupt the new row.
-                if self.slot_w(i, S_STATE).load(Ordering::Acquire) & (INC_ONE - 1) != 0 {
+                // A writer that looked the old row up may still add to its cells:
+                // reusing the slot now could corrupt the new row.
+                if crate::hazard::published(self, i) {
                     pinned = true;
                     continue;
                 }
@@ -233,7 +246,7 @@ impl Inner {
                 ));
             }
             if Instant::now() >= deadline {
-                return Err(ShmError::Busy("a free slot whose pins drain"));
+                return Err(ShmError::Busy("a free slot no writer has published"));
             }
             backoff.snooze();
         }
@@ -251,9 +264,7 @@ impl Inner {
         let b = self.bucket_of(hash);
         self.begin(OP_INSERT, i, b, 0, 0);
         let kg = self.kgen(i).load(Ordering::Acquire);
-        // Free -> being reinitialised: walkers that meet it restart, stale pins fail.
-        self.slot_w(i, S_STATE)
-            .fetch_add(2 * INC_ONE, Ordering::AcqRel);
+        // Free -> being initialised: walkers that meet it restart.
         self.kgen(i).store(kg + 2, Ordering::Relaxed);
         fence(Ordering::Release);
         self.slot_w(i, S_HASH).store(hash, Ordering::Relaxed);
@@ -263,15 +274,13 @@ impl Inner {
             self.slot_w(i, S_KEY + w * 8)
                 .store(*word, Ordering::Relaxed);
         }
-        self.slot_u32(i, S_BUCKET)
-            .store(b as u32, Ordering::Relaxed);
         let head = self.head(b).load(Ordering::Acquire);
-        self.slot_u32(i, S_NEXT).store(head, Ordering::Relaxed);
+        self.slot_w(i, S_LINK)
+            .store(make_link(head, b as u32), Ordering::Relaxed);
         for (w, word) in image.iter().enumerate() {
             self.cell(i, w).store(*word, Ordering::Relaxed);
         }
         // Live, then reachable: a slot is never linked before it is complete.
-        self.slot_w(i, S_STATE).fetch_add(INC_ONE, Ordering::AcqRel);
         self.kgen(i).store(kg + 3, Ordering::Release);
         self.head(b).store((i + 1) as u32, Ordering::Release);
         self.w(H_COUNT).store(count + 1, Ordering::Release);
@@ -281,7 +290,7 @@ impl Inner {
 
     /// Deletes the live row in `slot`. Caller holds the lock.
     fn delete_locked(&self, slot: usize) -> Result<()> {
-        let b = self.slot_u32(slot, S_BUCKET).load(Ordering::Acquire) as usize;
+        let b = self.link_of(slot).1 as usize;
         if b >= self.geo.n_buckets {
             return Err(ShmError::Corrupt(format!("slot {slot} names bucket {b}")));
         }
@@ -310,27 +319,6 @@ impl Inner {
         self.slot_w(slot, S_SEQ)
             .store(seq.wrapping_add(2), Ordering::Release);
         self.end();
-    }
-
-    /// Runs `op` on one cell of a live row while the row's incarnation is pinned, so the
-    /// slot cannot be reused under it. None if the row was deleted since it was found.
-    #[inline]
-    fn pinned<R>(
-        &self,
-        slot: usize,
-        kg: u64,
-        word: usize,
-        op: impl FnOnce(&AtomicU64) -> R,
-    ) -> Option<R> {
-        let state = self.slot_w(slot, S_STATE);
-        let s = state.fetch_add(PIN_ONE, Ordering::Acquire);
-        if (s >> PIN_BITS) & INC_MASK != kg & INC_MASK {
-            state.fetch_sub(PIN_ONE, Ordering::Release);
-            return None;
-        }
-        let r = op(self.cell(slot, word));
-        state.fetch_sub(PIN_ONE, Ordering::Release);
-        Some(r)
     }
 
     /// Waits while a row's seqlock is held by a writer; recovers a dead writer.
@@ -483,6 +471,7 @@ impl Table {
             path: path.to_owned(),
             seed,
             owner,
+            uid: crate::hazard::NEXT_UID.fetch_add(1, Ordering::Relaxed),
         };
         let put = |off: usize, v: u64| inner.w(off).store(v, Ordering::Relaxed);
         put(H_VERSION, LAYOUT_VERSION);
@@ -641,6 +630,7 @@ impl Table {
                 path: path.to_owned(),
                 seed,
                 owner,
+                uid: crate::hazard::NEXT_UID.fetch_add(1, Ordering::Relaxed),
             }),
         })
     }
@@ -704,24 +694,36 @@ impl Table {
     ) -> Result<Option<R>> {
         let (k, h) = self.key(key)?;
         let inner = &*self.inner;
+        let entry = crate::hazard::entry(&self.inner);
         for _ in 0..MAX_RESTARTS {
-            if let Some((slot, kg)) = inner.find(&k, h)? {
-                if let Some(r) = inner.pinned(slot, kg, word, &op) {
-                    return Ok(Some(r));
+            if let Some(e) = entry {
+                match inner.find(&k, h)? {
+                    Some((slot, kg)) => {
+                        let published = crate::hazard::publish(inner, e, slot);
+                        // Re-check after publishing: if the row was deleted before the
+                        // publish, this load sees it; if not, no insert can reuse the
+                        // slot until the publish is withdrawn (see hazard.rs).
+                        let live = inner.kgen(slot).load(Ordering::SeqCst) == kg;
+                        let r = live.then(|| op(inner.cell(slot, word)));
+                        published.store(0, Ordering::Release);
+                        match r {
+                            Some(r) => return Ok(Some(r)),
+                            None => continue,
+                        }
+                    }
+                    None if create.is_none() => return Ok(None),
+                    None => {}
                 }
-                continue;
+            }
+            // A missing row (or no hazard entry to be had): under the lock no row can be
+            // deleted or inserted, so the cell can be used directly.
+            let _guard = inner.lock()?;
+            if let Some((slot, _)) = inner.find_locked(&k, h)? {
+                return Ok(Some(op(inner.cell(slot, word))));
             }
             let Some(create) = create else {
                 return Ok(None);
             };
-            let _guard = inner.lock()?;
-            // Someone may have inserted it while we waited for the lock.
-            if let Some((slot, kg)) = inner.find_locked(&k, h)? {
-                if let Some(r) = inner.pinned(slot, kg, word, &op) {
-                    return Ok(Some(r));
-                }
-                continue;
-            }
             let (image, r) = create();
             inner.insert_locked(&k, h, &image)?;
             return Ok(Some(r));

@@ -15,8 +15,10 @@ pub struct VerifyReport {
     pub rows: usize,
     /// Free slots.
     pub free: usize,
-    /// Free slots still pinned by an in-flight (or killed) lock-free writer.
+    /// Free slots a lock-free writer still has published (not reusable yet).
     pub pinned_free: usize,
+    /// Hazard entries held by threads that have written lock-free.
+    pub hazard_entries: usize,
     /// Longest bucket chain.
     pub longest_chain: usize,
 }
@@ -28,7 +30,7 @@ pub struct VerifyReport {
 ///   only live slots whose stored bucket and hash agree with the key's hash;
 /// - every live slot is in exactly one chain; no key appears twice;
 /// - no row's seqlock is open; keys and strings are within their limits;
-/// - each slot's state word carries its incarnation; `len()` equals the live rows.
+/// - `len()` equals the live rows.
 pub(crate) fn verify(inner: &Inner) -> Result<VerifyReport> {
     let bad = |what: String| Err(ShmError::Corrupt(what));
     let geo = &inner.geo;
@@ -55,11 +57,8 @@ pub(crate) fn verify(inner: &Inner) -> Result<VerifyReport> {
             if kg % 4 != 3 {
                 return bad(format!("slot {i} in bucket {b} is not live (kgen {kg})"));
             }
-            let state = inner.slot_w(i, S_STATE).load(Ordering::Acquire);
-            if (state >> PIN_BITS) & INC_MASK != kg & INC_MASK {
-                return bad(format!("slot {i} state does not carry its incarnation"));
-            }
-            let sb = inner.slot_u32(i, S_BUCKET).load(Ordering::Acquire) as usize;
+            let (next, sb) = inner.link_of(i);
+            let sb = sb as usize;
             if sb != b {
                 return bad(format!("slot {i} in bucket {b} records bucket {sb}"));
             }
@@ -95,7 +94,7 @@ pub(crate) fn verify(inner: &Inner) -> Result<VerifyReport> {
             if inner.schema.decode(&image).is_none() {
                 return bad(format!("slot {i} has an over-long string"));
             }
-            cur = inner.slot_u32(i, S_NEXT).load(Ordering::Acquire) as usize;
+            cur = next as usize;
             if len > geo.capacity {
                 return bad(format!("bucket {b} chain does not end"));
             }
@@ -112,16 +111,11 @@ pub(crate) fn verify(inner: &Inner) -> Result<VerifyReport> {
             return bad(format!("slot {i} is not free (kgen {kg}) but in no chain"));
         }
         report.free += 1;
-        let state = inner.slot_w(i, S_STATE).load(Ordering::Acquire);
-        if (state >> PIN_BITS) & INC_MASK != kg & INC_MASK {
-            return bad(format!(
-                "free slot {i} state does not carry its incarnation"
-            ));
-        }
-        if state & (INC_ONE - 1) != 0 {
+        if crate::hazard::published(inner, i) {
             report.pinned_free += 1;
         }
     }
+    report.hazard_entries = crate::hazard::usage(inner).0;
     let count = inner.w(H_COUNT).load(Ordering::Acquire) as usize;
     if count != report.rows {
         return bad(format!(

@@ -1,0 +1,203 @@
+//! Hazard entries: how a lock-free writer keeps a slot from being reused under it.
+//!
+//! A lock-free `incr` finds its row without the lock, so the row could be deleted and
+//! its slot given to another key between the lookup and the atomic add; the add would
+//! then land in someone else's row. To prevent that, each thread that writes lock-free
+//! owns an entry in a registry inside the table and, around the add, publishes the slot
+//! it is about to touch (sequentially consistent store), then re-checks the slot's
+//! incarnation. An insert (under the lock) never reuses a free slot that any live
+//! entry publishes. Either the inserter's scan sees the published slot, or the writer's
+//! re-check sees the delete that preceded the scan and retries: the add can only land on
+//! the row it looked up (or on that row after its delete, which is then discarded).
+//!
+//! Cost on the fast path: one store to a cache line only this thread writes, plus the
+//! re-check load — the contended counter line still sees exactly one atomic operation.
+//!
+//! Entries name their owner by process token, so entries of killed processes are
+//! reclaimed; a thread releases its entry when it exits; after `fork()` a child never
+//! uses its parent's entries (a fork generation, bumped by a `pthread_atfork` child
+//! handler, invalidates the copied thread-local cache).
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once, Weak};
+
+use crate::layout::{HAZ_ENTRIES, HAZ_ENTRY_SIZE, H_HAZ_HWM};
+use crate::procinfo::{my_token, token_alive};
+use crate::table::Inner;
+
+/// Bumped in every child right after fork.
+static FORK_GEN: AtomicU64 = AtomicU64::new(0);
+static ATFORK: Once = Once::new();
+/// Identifies an `Inner` within this process (addresses can be reused).
+pub(crate) static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+
+extern "C" fn after_fork_in_child() {
+    FORK_GEN.fetch_add(1, Ordering::Relaxed);
+}
+
+fn install_atfork() {
+    ATFORK.call_once(|| {
+        // SAFETY: registers a handler that only does an atomic add on a static, which is
+        // async-signal-safe and valid in the single-threaded child after fork.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+        // Without the handler a child could share its parent's entry; it only fails on
+        // ENOMEM, and then every registration is refused (writers take the lock instead).
+        if rc != 0 {
+            FORK_GEN.store(u64::MAX, Ordering::Relaxed);
+        }
+    });
+}
+
+struct Reg {
+    uid: u64,
+    gen: u64,
+    index: usize,
+    table: Weak<Inner>,
+}
+
+/// This thread's registrations; released when the thread exits.
+struct Regs(Vec<Reg>);
+
+impl Drop for Regs {
+    fn drop(&mut self) {
+        let gen = FORK_GEN.load(Ordering::Relaxed);
+        for reg in &self.0 {
+            if reg.gen == gen {
+                if let Some(inner) = reg.table.upgrade() {
+                    inner.release_entry(reg.index);
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    static REGS: RefCell<Regs> = const { RefCell::new(Regs(Vec::new())) };
+}
+
+impl Inner {
+    fn entry_owner(&self, i: usize) -> &AtomicU64 {
+        self.w(self.geo.haz_off + i * HAZ_ENTRY_SIZE)
+    }
+
+    fn entry_slot(&self, i: usize) -> &AtomicU64 {
+        self.w(self.geo.haz_off + i * HAZ_ENTRY_SIZE + 8)
+    }
+
+    fn release_entry(&self, i: usize) {
+        self.entry_slot(i).store(0, Ordering::Release);
+        self.entry_owner(i).store(0, Ordering::Release);
+    }
+
+    /// Claims entry `i` if its owner is `expected` (0 = free, or a dead token).
+    fn claim(&self, i: usize, expected: u64, me: u64) -> bool {
+        if self
+            .entry_owner(i)
+            .compare_exchange(expected, me, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        // Only the winner of the owner CAS touches the slot word.
+        self.entry_slot(i).store(0, Ordering::SeqCst);
+        self.w(H_HAZ_HWM).fetch_max(i as u64 + 1, Ordering::AcqRel);
+        true
+    }
+
+    fn register(&self) -> Option<usize> {
+        let me = my_token();
+        for i in 0..HAZ_ENTRIES {
+            if self.entry_owner(i).load(Ordering::Relaxed) == 0 && self.claim(i, 0, me) {
+                return Some(i);
+            }
+        }
+        // Full: take over an entry whose owner process is gone.
+        for i in 0..HAZ_ENTRIES {
+            let owner = self.entry_owner(i).load(Ordering::Acquire);
+            if owner != 0 && !token_alive(owner) && self.claim(i, owner, me) {
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
+/// This thread's hazard entry in `inner`, registering on first use; None if the
+/// registry is full of live owners (the caller then takes the lock instead).
+pub(crate) fn entry(inner: &Arc<Inner>) -> Option<usize> {
+    let gen = FORK_GEN.load(Ordering::Relaxed);
+    let found = REGS.with(|regs| {
+        let regs = regs.borrow();
+        regs.0
+            .iter()
+            .find(|r| r.uid == inner.uid && r.gen == gen)
+            .map(|r| r.index)
+    });
+    if found.is_some() {
+        return found;
+    }
+    install_atfork();
+    let gen = FORK_GEN.load(Ordering::Relaxed);
+    if gen == u64::MAX {
+        return None;
+    }
+    let index = inner.register()?;
+    REGS.with(|regs| {
+        let mut regs = regs.borrow_mut();
+        // Entries copied from the parent across fork belong to the parent: forget them.
+        regs.0.retain(|r| r.gen == gen);
+        regs.0.push(Reg {
+            uid: inner.uid,
+            gen,
+            index,
+            table: Arc::downgrade(inner),
+        });
+    });
+    Some(index)
+}
+
+/// Publishes `slot` in entry `i` (sequentially consistent: ordered before the caller's
+/// re-check of the slot's incarnation) and returns the word to clear afterwards.
+#[inline]
+pub(crate) fn publish(inner: &Inner, i: usize, slot: usize) -> &AtomicU64 {
+    let word = inner.entry_slot(i);
+    word.store(slot as u64 + 1, Ordering::SeqCst);
+    word
+}
+
+/// Whether some live writer has published `slot`. Entries of dead owners are freed on
+/// the way. Caller holds the lock and has already marked the slot free.
+pub(crate) fn published(inner: &Inner, slot: usize) -> bool {
+    let hwm = (inner.w(H_HAZ_HWM).load(Ordering::Acquire) as usize).min(HAZ_ENTRIES);
+    for i in 0..hwm {
+        if inner.entry_slot(i).load(Ordering::SeqCst) != slot as u64 + 1 {
+            continue;
+        }
+        let owner = inner.entry_owner(i).load(Ordering::Acquire);
+        if owner == 0 {
+            continue;
+        }
+        if !token_alive(owner) {
+            // A killed writer: free its entry (the CAS fails if someone re-claimed it).
+            if inner
+                .entry_owner(i)
+                .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                continue;
+            }
+        }
+        return true;
+    }
+    false
+}
+
+/// Entries in use by live owners and the high-water mark (for the inspector/tests).
+pub(crate) fn usage(inner: &Inner) -> (usize, usize) {
+    let hwm = (inner.w(H_HAZ_HWM).load(Ordering::Acquire) as usize).min(HAZ_ENTRIES);
+    let used = (0..hwm)
+        .filter(|i| inner.entry_owner(*i).load(Ordering::Acquire) != 0)
+        .count();
+    (used, hwm)
+}

@@ -75,6 +75,8 @@ pub(crate) const I_SEQ: usize = H_INTENT + 32;
 pub(crate) const I_MASK: usize = H_INTENT + 40;
 /// How many hazard entries have ever been claimed (scans stop there).
 pub(crate) const H_HAZ_HWM: usize = 384;
+/// How many times the lock was taken over from a dead holder.
+pub(crate) const H_RECOVERIES: usize = 448;
 /// Hazard entries (threads that write lock-free at the same time).
 pub(crate) const HAZ_ENTRIES: usize = 256;
 /// One cache line per entry, so publishing never contends with another thread.

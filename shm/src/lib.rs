@@ -26,6 +26,8 @@
 //! ```
 
 mod cell;
+#[cfg(test)]
+mod crash_tests;
 mod error;
 mod hazard;
 pub mod inspect;

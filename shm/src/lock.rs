@@ -32,6 +32,41 @@ pub(crate) const OP_DELETE: u64 = 2;
 /// Writing the masked cells of `slot` from the image area.
 pub(crate) const OP_SET: u64 = 3;
 
+/// Test builds can stop an operation at a numbered step, leaving the table exactly as a
+/// process killed there would: lock word still naming the holder, intent record set.
+#[cfg(test)]
+pub(crate) mod crash {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// The step to stop at (0 = never).
+        pub(crate) static AT: Cell<u32> = const { Cell::new(0) };
+        /// Set once stopped: the lock guard then neither repairs nor unlocks.
+        pub(crate) static CRASHED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Whether to stop at `step`.
+    pub(crate) fn here(step: u32) -> bool {
+        if AT.get() == step {
+            CRASHED.set(true);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Marks a numbered step of a locked operation where test builds can simulate death.
+macro_rules! crash_point {
+    ($step:expr) => {
+        #[cfg(test)]
+        if crate::lock::crash::here($step) {
+            return Err(crate::error::ShmError::Busy("simulated crash"));
+        }
+    };
+}
+pub(crate) use crash_point;
+
 /// How often a waiter checks whether the lock holder is still alive. The issue asks for
 /// a dead holder to be recovered within 10 ms; 1 ms leaves room for the repair.
 const LIVENESS_PERIOD: Duration = Duration::from_millis(1);
@@ -44,6 +79,11 @@ pub(crate) struct LockGuard<'a> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
+        // A simulated death leaves the lock and the intent record as they are.
+        #[cfg(test)]
+        if crash::CRASHED.get() {
+            return;
+        }
         if self.inner.w(I_KIND).load(Ordering::Acquire) != OP_NONE {
             // Errors here mean a corrupt record; verify() will report it.
             let _ = self.inner.repair();
@@ -106,6 +146,7 @@ impl Inner {
                             .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
                             .is_ok()
                     {
+                        self.w(H_RECOVERIES).fetch_add(1, Ordering::Relaxed);
                         break;
                     }
                 }
@@ -119,14 +160,7 @@ impl Inner {
         Ok(guard)
     }
 
-    /// Whether the current lock holder (if any) is dead; waiters on a row's seqlock use
-    /// this to decide to take the lock, which repairs.
-    pub(crate) fn lock_holder_dead(&self) -> bool {
-        let cur = self.w(H_LOCK).load(Ordering::Acquire);
-        cur != 0 && !token_alive(cur)
-    }
-
-    /// Whether the lock is held by anyone.
+    /// The lock word: 0 if free, else the holder's token.
     pub(crate) fn lock_holder(&self) -> u64 {
         self.w(H_LOCK).load(Ordering::Acquire)
     }

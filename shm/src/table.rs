@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::cell::IntCell;
 use crate::error::{Result, ShmError};
 use crate::layout::*;
-use crate::lock::{Backoff, OP_DELETE, OP_INSERT, OP_SET};
+use crate::lock::{crash_point, Backoff, OP_DELETE, OP_INSERT, OP_SET};
 use crate::mem::Region;
 use crate::procinfo::{make_token, my_token, token_alive};
 use crate::schema::{Column, ColumnKind, Row, Schema, Value};
@@ -35,6 +35,13 @@ pub(crate) struct Inner {
     pub(crate) owner: u64,
     /// Tells this process's `Inner`s apart in thread-local hazard registrations.
     pub(crate) uid: u64,
+}
+
+/// State of a reader waiting for a row's writer.
+struct RowWait {
+    started: Instant,
+    last_check: Instant,
+    backoff: Backoff,
 }
 
 /// The outcome of one lock-free walk of a chain.
@@ -263,10 +270,12 @@ impl Inner {
         let i = self.find_free()?;
         let b = self.bucket_of(hash);
         self.begin(OP_INSERT, i, b, 0, 0);
+        crash_point!(1);
         let kg = self.kgen(i).load(Ordering::Acquire);
         // Free -> being initialised: walkers that meet it restart.
         self.kgen(i).store(kg + 2, Ordering::Relaxed);
         fence(Ordering::Release);
+        crash_point!(2);
         self.slot_w(i, S_HASH).store(hash, Ordering::Relaxed);
         self.slot_w(i, S_KEYLEN)
             .store(key.len as u64, Ordering::Relaxed);
@@ -280,10 +289,14 @@ impl Inner {
         for (w, word) in image.iter().enumerate() {
             self.cell(i, w).store(*word, Ordering::Relaxed);
         }
+        crash_point!(3);
         // Live, then reachable: a slot is never linked before it is complete.
         self.kgen(i).store(kg + 3, Ordering::Release);
+        crash_point!(4);
         self.head(b).store((i + 1) as u32, Ordering::Release);
+        crash_point!(5);
         self.w(H_COUNT).store(count + 1, Ordering::Release);
+        crash_point!(6);
         self.end();
         Ok(i)
     }
@@ -296,46 +309,71 @@ impl Inner {
         }
         let count = self.w(H_COUNT).load(Ordering::Acquire);
         self.begin(OP_DELETE, slot, b, 0, 0);
-        // Free first, so new pins fail; then unlink.
+        crash_point!(11);
+        // Free first, so lock-free writers' re-check fails from now on; then unlink.
         self.make_free(slot);
+        crash_point!(12);
         self.unlink(b, slot)?;
+        crash_point!(13);
         self.w(H_COUNT)
             .store(count.saturating_sub(1), Ordering::Release);
+        crash_point!(14);
         self.end();
         Ok(())
     }
 
     /// Overwrites the masked cells of a live row under its seqlock. Caller holds the lock.
-    fn update_locked(&self, slot: usize, mask: u32, image: &[u64]) {
+    fn update_locked(&self, slot: usize, mask: u32, image: &[u64]) -> Result<()> {
         for (w, word) in image.iter().enumerate() {
             self.w(self.geo.image_off + w * 8)
                 .store(*word, Ordering::Relaxed);
         }
+        crash_point!(21);
         let seq = self.slot_w(slot, S_SEQ).load(Ordering::Acquire);
         self.begin(OP_SET, slot, 0, seq, mask);
+        crash_point!(22);
         self.slot_w(slot, S_SEQ)
             .store(seq.wrapping_add(1), Ordering::Relaxed);
-        self.write_cells(slot, mask, |w| image[w]);
+        crash_point!(23);
+        // Step 24 stops after the first column, leaving the row half written.
+        let first = mask & mask.wrapping_neg();
+        self.write_cells(slot, first, |w| image[w]);
+        crash_point!(24);
+        self.write_cells(slot, mask & !first, |w| image[w]);
+        crash_point!(25);
         self.slot_w(slot, S_SEQ)
             .store(seq.wrapping_add(2), Ordering::Release);
+        crash_point!(26);
         self.end();
+        Ok(())
     }
 
-    /// Waits while a row's seqlock is held by a writer; recovers a dead writer.
-    fn wait_for_writer(&self, started: Instant, backoff: &mut Backoff) -> Result<()> {
-        backoff.snooze();
-        if started.elapsed() >= Duration::from_millis(1) && self.lock_holder_dead() {
-            if self.region.writable() {
-                // Taking the lock repairs the half-done set.
-                drop(self.lock()?);
-            } else if started.elapsed() >= READONLY_WAIT {
-                return Err(ShmError::Busy(
-                    "a row whose writer died (open read-write to repair)",
-                ));
-            }
+    /// Waits while a row's seqlock is held by a writer (`seq` is the odd value seen).
+    /// Every millisecond it looks at the lock: a dead holder is recovered (read-write
+    /// handles; taking the lock repairs the half-done set), a free lock with the seqlock
+    /// still at the same odd value means no writer exists (a damaged file), and a
+    /// read-only handle gives up after `READONLY_WAIT`. A live writer, even a stopped
+    /// one, is waited for.
+    fn wait_for_writer(&self, slot: usize, seq: u64, wait: &mut RowWait) -> Result<()> {
+        wait.backoff.snooze();
+        if wait.last_check.elapsed() < Duration::from_millis(1) {
+            return Ok(());
         }
-        if !self.region.writable() && started.elapsed() >= READONLY_WAIT {
-            return Err(ShmError::Busy("a row being written"));
+        wait.last_check = Instant::now();
+        let holder = self.lock_holder();
+        if holder == 0 && self.slot_w(slot, S_SEQ).load(Ordering::Acquire) == seq {
+            return Err(ShmError::Corrupt(format!(
+                "slot {slot} seqlock is open but nobody holds the lock"
+            )));
+        }
+        if self.region.writable() {
+            if holder != 0 && !crate::procinfo::token_alive(holder) {
+                drop(self.lock()?);
+            }
+        } else if wait.started.elapsed() >= READONLY_WAIT {
+            return Err(ShmError::Busy(
+                "a row being written (a dead writer is repaired by read-write handles)",
+            ));
         }
         Ok(())
     }
@@ -350,15 +388,18 @@ impl Inner {
     ) -> Result<Option<(Vec<u8>, Vec<u64>)>> {
         let mut image = vec![0u64; self.geo.row_words];
         let mut key_words = [0u64; KEY_WORDS];
-        let started = Instant::now();
-        let mut backoff = Backoff::new();
+        let mut wait = RowWait {
+            started: Instant::now(),
+            last_check: Instant::now(),
+            backoff: Backoff::new(),
+        };
         loop {
             if self.kgen(slot).load(Ordering::Acquire) != kg {
                 return Ok(None);
             }
             let s1 = self.slot_w(slot, S_SEQ).load(Ordering::Acquire);
             if s1 % 2 == 1 {
-                self.wait_for_writer(started, &mut backoff)?;
+                self.wait_for_writer(slot, s1, &mut wait)?;
                 continue;
             }
             for (w, word) in image.iter_mut().enumerate() {
@@ -658,7 +699,7 @@ impl Table {
         let inner = &*self.inner;
         let _guard = inner.lock()?;
         match inner.find_locked(&k, h)? {
-            Some((slot, _)) => inner.update_locked(slot, mask, &image),
+            Some((slot, _)) => inner.update_locked(slot, mask, &image)?,
             None => {
                 inner.insert_locked(&k, h, &image)?;
             }
@@ -909,6 +950,11 @@ impl Table {
     /// Whether the calling process created the table.
     pub fn is_owner(&self) -> bool {
         my_token() == self.inner.owner
+    }
+
+    /// How many times a dead lock holder was detected and its operation repaired.
+    pub fn recoveries(&self) -> u64 {
+        self.inner.w(H_RECOVERIES).load(Ordering::Relaxed)
     }
 
     /// The pid holding the table lock right now, if any (for inspection).

@@ -201,7 +201,7 @@ fn generate_module(
         opts,
         module,
         out: String::new(),
-        total: BTreeMap::new(),
+        total: struct_totality(idl),
     };
     let _ = writeln!(
         g.out,
@@ -274,37 +274,12 @@ impl Gen<'_> {
     }
 
     /// Whether values of `ty` have `Eq`, `Ord` and `Hash` (no float inside).
-    pub(crate) fn is_total(&mut self, ty: &Type) -> bool {
-        match ty {
-            Type::Float | Type::Double => false,
-            Type::Vector(t) => self.is_total(t),
-            Type::Map(k, v) => self.is_total(k) && self.is_total(v),
-            Type::Named(r) => match &r.resolved {
-                Some(res) if res.kind == NamedKind::Struct => {
-                    let key = (res.module.clone(), res.name.clone());
-                    if let Some(t) = self.total.get(&key) {
-                        return *t;
-                    }
-                    // A struct reached again through a vector counts as total while its
-                    // own answer is being worked out.
-                    self.total.insert(key.clone(), true);
-                    let fields: Vec<Type> = self
-                        .idl
-                        .find_struct(&res.module, &res.name)
-                        .map(|s| s.fields.iter().map(|f| f.ty.clone()).collect())
-                        .unwrap_or_default();
-                    let t = fields.iter().all(|f| self.is_total(f));
-                    self.total.insert(key, t);
-                    t
-                }
-                _ => true,
-            },
-            _ => true,
-        }
+    pub(crate) fn is_total(&self, ty: &Type) -> bool {
+        type_is_total(ty, &self.total)
     }
 
     /// Checks that every map key type in `ty` can be ordered.
-    pub(crate) fn check_keys(&mut self, file: &Path, pos: Pos, ty: &Type) -> Result<(), GenError> {
+    pub(crate) fn check_keys(&self, file: &Path, pos: Pos, ty: &Type) -> Result<(), GenError> {
         match ty {
             Type::Vector(t) => self.check_keys(file, pos, t),
             Type::Map(k, v) => {
@@ -641,6 +616,56 @@ impl Gen<'_> {
             0,
             &format!("pub const {}: {ty} = {value};", names::ident(&c.name)),
         );
+    }
+}
+
+/// Whether `ty` is free of floats, given what is known of each struct.
+fn type_is_total(ty: &Type, structs: &BTreeMap<(String, String), bool>) -> bool {
+    match ty {
+        Type::Float | Type::Double => false,
+        Type::Vector(t) => type_is_total(t, structs),
+        Type::Map(k, v) => type_is_total(k, structs) && type_is_total(v, structs),
+        Type::Named(r) => match &r.resolved {
+            Some(res) if res.kind == NamedKind::Struct => structs
+                .get(&(res.module.clone(), res.name.clone()))
+                .copied()
+                .unwrap_or(true),
+            _ => true,
+        },
+        _ => true,
+    }
+}
+
+/// Which structs hold no float, directly or through other structs. Computed as a
+/// fixpoint (start from "all total", clear until nothing changes) rather than by
+/// recursion, so mutually recursive structs get the right answer and a long chain of
+/// structs cannot exhaust the stack.
+fn struct_totality(idl: &Idl) -> BTreeMap<(String, String), bool> {
+    let mut structs: Vec<((String, String), &Struct)> = Vec::new();
+    for file in &idl.files {
+        for m in &file.modules {
+            for item in &m.items {
+                if let Item::Struct(s) = item {
+                    structs.push(((m.name.clone(), s.name.clone()), s));
+                }
+            }
+        }
+    }
+    let mut total: BTreeMap<(String, String), bool> =
+        structs.iter().map(|(k, _)| (k.clone(), true)).collect();
+    loop {
+        let mut changed = false;
+        for (key, s) in &structs {
+            if total.get(key).copied().unwrap_or(true)
+                && !s.fields.iter().all(|f| type_is_total(&f.ty, &total))
+            {
+                total.insert(key.clone(), false);
+                changed = true;
+            }
+        }
+        if !changed {
+            return total;
+        }
     }
 }
 

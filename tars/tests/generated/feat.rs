@@ -261,6 +261,51 @@ impl ::tarsfork_tars::codec::TarsStruct for Floaty {
     }
 }
 
+/// struct `Feat::Tree`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tree {
+    /// Tag 0, optional `leaves`.
+    pub leaves: Vec<Leaf>,
+    /// Tag 1, optional `weight`.
+    pub weight: f64,
+}
+
+impl ::tarsfork_tars::codec::TarsStruct for Tree {
+    fn encode_fields(&self, w: &mut ::tarsfork_tars::codec::TarsWriter) {
+        w.write(0, &self.leaves);
+        w.write(1, &self.weight);
+    }
+
+    fn decode_fields(r: &mut ::tarsfork_tars::codec::TarsReader<'_>) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
+        let f_0: Vec<Leaf> = r.read_optional(0)?.unwrap_or_default();
+        let f_1: f64 = r.read_optional(1)?.unwrap_or_default();
+        Ok(Self {
+            leaves: f_0,
+            weight: f_1,
+        })
+    }
+}
+
+/// struct `Feat::Leaf`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Leaf {
+    /// Tag 0, optional `sub`.
+    pub sub: Vec<Tree>,
+}
+
+impl ::tarsfork_tars::codec::TarsStruct for Leaf {
+    fn encode_fields(&self, w: &mut ::tarsfork_tars::codec::TarsWriter) {
+        w.write(0, &self.sub);
+    }
+
+    fn decode_fields(r: &mut ::tarsfork_tars::codec::TarsReader<'_>) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
+        let f_0: Vec<Tree> = r.read_optional(0)?.unwrap_or_default();
+        Ok(Self {
+            sub: f_0,
+        })
+    }
+}
+
 /// struct `Feat::Keyed`.
 #[derive(Debug, Clone, PartialEq, Default, Eq, Hash)]
 pub struct Keyed {

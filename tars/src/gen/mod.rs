@@ -182,7 +182,6 @@ pub fn generate_with(idl: &Idl, opts: &GenOptions) -> Result<Vec<GeneratedFile>,
 
 /// Generation state for one module.
 pub(crate) struct Gen<'a> {
-    pub(crate) idl: &'a Idl,
     pub(crate) opts: &'a GenOptions,
     pub(crate) module: &'a str,
     pub(crate) out: String,
@@ -197,7 +196,6 @@ fn generate_module(
     from: &[String],
 ) -> Result<String, GenError> {
     let mut g = Gen {
-        idl,
         opts,
         module,
         out: String::new(),

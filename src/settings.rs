@@ -149,7 +149,7 @@ pub struct AdapterSettings {
     pub servant: String,
     /// TarsCpp handler threads; tarsfork uses the largest as the default `worker_num`.
     pub threads: usize,
-    /// Most connections open at once on this adapter (per worker process).
+    /// Most connections open at once on this adapter, counted across all workers.
     pub maxconns: usize,
     /// Most requests queued (Tars: waiting for a handler) before refusing more.
     pub queuecap: usize,
@@ -1543,7 +1543,7 @@ pub static ADAPTER_KEYS: &[KeyDescriptor<AdapterSettings>] = &[
         },
         DefaultDoc::Value("128"),
         "200000",
-        "most open connections on this adapter per worker",
+        "most open connections on this adapter, all workers together (more are closed at accept)",
     ),
     key(
         Scope::Adapter,

@@ -52,8 +52,11 @@ pub const TABLE: &[(i32, Action, &str)] = &[
 
 static PENDING: [AtomicBool; 65] = [const { AtomicBool::new(false) }; 65];
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+/// Set by any recorded signal: lets a busy loop skip the table scan.
+static ANY: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn record(sig: i32) {
+    ANY.store(true, Ordering::SeqCst);
     if let Some(flag) = PENDING.get(sig as usize) {
         flag.store(true, Ordering::SeqCst);
     }
@@ -101,8 +104,17 @@ pub fn install(signals: &[i32]) -> std::io::Result<Wakeup> {
     })
 }
 
+/// Like [`take`], but costs one atomic load when no signal arrived (hot loops).
+pub fn take_if_any() -> Vec<Action> {
+    if !ANY.load(Ordering::Relaxed) {
+        return Vec::new();
+    }
+    take()
+}
+
 /// The actions whose signals arrived since the last call, in table order, each once.
 pub fn take() -> Vec<Action> {
+    ANY.store(false, Ordering::SeqCst);
     let mut out = Vec::new();
     for &(sig, action, _) in TABLE {
         if PENDING[sig as usize].swap(false, Ordering::SeqCst) && !out.contains(&action) {

@@ -33,6 +33,8 @@ const CONN_BASE: usize = 1 << 20;
 const DRAIN_IDLE_CLOSE_MS: i64 = 1000;
 /// How long a lingering close waits for the peer's FIN.
 const LINGER_MS: i64 = 2000;
+/// How often idle and linger deadlines are checked.
+const SWEEP_EVERY_MS: i64 = 50;
 /// Read chunk size.
 const READ_CHUNK: usize = 16 * 1024;
 /// Output buffered past this stops reading from the client (backpressure).
@@ -85,6 +87,11 @@ struct Worker<'a> {
     served: u64,
     max_request: u64,
     date: HttpDate,
+    /// One read buffer for every connection (reads land here, only the bytes read are
+    /// copied into the connection's own buffer).
+    scratch: Vec<u8>,
+    /// When the connections were last swept for timeouts.
+    last_sweep: i64,
 }
 
 /// Runs an event worker until it has drained; never returns.
@@ -164,6 +171,8 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32
         served: 0,
         max_request,
         date: HttpDate::new(std::time::SystemTime::now()),
+        scratch: vec![0u8; READ_CHUNK],
+        last_sweep: 0,
     };
 
     if let Some(start) = &service.on_worker_start {
@@ -220,7 +229,7 @@ impl Worker<'_> {
                     Token(t) => self.on_conn_event(t - CONN_BASE, ev.is_readable(), ev.is_writable()),
                 }
             }
-            for action in signals::take() {
+            for action in signals::take_if_any() {
                 match action {
                     Action::Stop => self.begin_drain("stop requested"),
                     Action::FastStop => return Ok(0),
@@ -233,7 +242,10 @@ impl Worker<'_> {
             self.timers.run_due(&mut self.ctx, now);
             self.adopt_timers();
             self.dispatch_finished();
-            self.sweep(now);
+            if now - self.last_sweep >= SWEEP_EVERY_MS {
+                self.last_sweep = now;
+                self.sweep(now);
+            }
             if let Phase::Draining { deadline } = self.phase {
                 if self.live == 0 {
                     return Ok(0);
@@ -397,43 +409,35 @@ impl Worker<'_> {
         if readable || conn.read_paused {
             conn.read_paused = false;
             let mut eof = false;
+            let mut scratch = std::mem::take(&mut self.scratch);
             loop {
                 if conn.outbuf.len() > MAX_OUTPUT {
                     conn.read_paused = true;
                     break;
                 }
-                let len = conn.inbuf.len();
-                conn.inbuf.resize(len + READ_CHUNK, 0);
-                match conn.stream.read(&mut conn.inbuf[len..]) {
+                match conn.stream.read(&mut scratch) {
                     Ok(0) => {
-                        conn.inbuf.truncate(len);
                         eof = true;
                         break;
                     }
                     Ok(n) => {
-                        conn.inbuf.truncate(len + n);
-                        if n < READ_CHUNK {
-                            // Most likely drained; a spurious extra read costs more.
-                            if !self.serve_buffered(conn) {
-                                break;
-                            }
-                            continue;
+                        conn.inbuf.extend_from_slice(&scratch[..n]);
+                        let go_on = self.serve_buffered(conn);
+                        // A short read drained the socket: the next arrival is a new
+                        // edge, so skip the read that would only say EWOULDBLOCK.
+                        if n < scratch.len() || !go_on {
+                            break;
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        conn.inbuf.truncate(len);
-                        break;
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        self.scratch = scratch;
+                        return false;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                        conn.inbuf.truncate(len);
-                    }
-                    Err(_) => return false,
-                }
-                if !self.serve_buffered(conn) {
-                    break;
                 }
             }
-            self.serve_buffered(conn);
+            self.scratch = scratch;
             conn.last_active = sys::monotonic_ms();
             if eof && conn.outbuf.len() == conn.out_pos {
                 // The client closed; anything half-received can never be answered.

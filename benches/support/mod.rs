@@ -31,7 +31,7 @@ pub fn write_config(dir: &Path, port: u16, workers: usize, tasks: usize, daemoni
         "<tars>\n<application>\n<server>\napp=Bench\nserver=Http\ndatapath={d}/data/\nlogpath={d}/log/\n\
          logLevel=INFO\nworker_num={workers}\ntask_worker_num={tasks}\ndaemonize={}\n\
          <Bench.Http.HttpObjAdapter>\nendpoint=tcp -h 127.0.0.1 -p {port} -t 60000\nprotocol=not_tars\n\
-         servant=Bench.Http.HttpObj\nthreads={workers}\n</Bench.Http.HttpObjAdapter>\n</server>\n</application>\n</tars>\n",
+         servant=Bench.Http.HttpObj\nthreads={workers}\nmaxconns=100000\n</Bench.Http.HttpObjAdapter>\n</server>\n</application>\n</tars>\n",
         u8::from(daemonize)
     );
     let path = dir.join("bench.conf");

@@ -634,36 +634,73 @@ fn type_is_total(ty: &Type, structs: &BTreeMap<(String, String), bool>) -> bool 
     }
 }
 
-/// Which structs hold no float, directly or through other structs. Computed as a
-/// fixpoint (start from "all total", clear until nothing changes) rather than by
-/// recursion, so mutually recursive structs get the right answer and a long chain of
-/// structs cannot exhaust the stack.
+/// Which structs hold no float, directly or through other structs: the structs with
+/// a float of their own are marked first, then every struct that refers to a marked
+/// one, breadth-first over the reverse references. Linear in the IDL's size, right
+/// for mutually recursive structs, and free of recursion over struct chains.
 fn struct_totality(idl: &Idl) -> BTreeMap<(String, String), bool> {
-    let mut structs: Vec<((String, String), &Struct)> = Vec::new();
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut fields: Vec<Vec<&Type>> = Vec::new();
     for file in &idl.files {
         for m in &file.modules {
             for item in &m.items {
                 if let Item::Struct(s) = item {
-                    structs.push(((m.name.clone(), s.name.clone()), s));
+                    keys.push((m.name.clone(), s.name.clone()));
+                    fields.push(s.fields.iter().map(|f| &f.ty).collect());
                 }
             }
         }
     }
-    let mut total: BTreeMap<(String, String), bool> =
-        structs.iter().map(|(k, _)| (k.clone(), true)).collect();
-    loop {
-        let mut changed = false;
-        for (key, s) in &structs {
-            if total.get(key).copied().unwrap_or(true)
-                && !s.fields.iter().all(|f| type_is_total(&f.ty, &total))
-            {
-                total.insert(key.clone(), false);
-                changed = true;
+    let index: BTreeMap<&(String, String), usize> =
+        keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
+    let mut referrers: Vec<Vec<usize>> = vec![Vec::new(); keys.len()];
+    let mut total = vec![true; keys.len()];
+    let mut queue = std::collections::VecDeque::new();
+    for (i, tys) in fields.iter().enumerate() {
+        let mut named = Vec::new();
+        let mut has_float = false;
+        for ty in tys {
+            walk_type(ty, &mut |t| match t {
+                Type::Float | Type::Double => has_float = true,
+                Type::Named(r) => {
+                    if let Some(res) = r.resolved.as_ref().filter(|r| r.kind == NamedKind::Struct) {
+                        named.push((res.module.clone(), res.name.clone()));
+                    }
+                }
+                _ => {}
+            });
+        }
+        for n in &named {
+            if let Some(&j) = index.get(n) {
+                referrers[j].push(i);
             }
         }
-        if !changed {
-            return total;
+        if has_float {
+            total[i] = false;
+            queue.push_back(i);
         }
+    }
+    while let Some(j) = queue.pop_front() {
+        for &i in &referrers[j] {
+            if total[i] {
+                total[i] = false;
+                queue.push_back(i);
+            }
+        }
+    }
+    keys.into_iter().zip(total).collect()
+}
+
+/// Calls `f` on `ty` and every type nested in it (depth is bounded by the parser).
+fn walk_type(ty: &Type, f: &mut dyn FnMut(&Type)) {
+    f(ty);
+    match ty {
+        Type::Vector(t) => walk_type(t, f),
+        Type::Map(k, v) => {
+            walk_type(k, f);
+            walk_type(v, f);
+        }
+        _ => {}
     }
 }
 

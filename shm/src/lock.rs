@@ -32,30 +32,6 @@ pub(crate) const OP_DELETE: u64 = 2;
 /// Writing the masked cells of `slot` from the image area.
 pub(crate) const OP_SET: u64 = 3;
 
-/// Test builds can stop an operation at a numbered step, leaving the table exactly as a
-/// process killed there would: lock word still naming the holder, intent record set.
-#[cfg(test)]
-pub(crate) mod crash {
-    use std::cell::Cell;
-
-    thread_local! {
-        /// The step to stop at (0 = never).
-        pub(crate) static AT: Cell<u32> = const { Cell::new(0) };
-        /// Set once stopped: the lock guard then neither repairs nor unlocks.
-        pub(crate) static CRASHED: Cell<bool> = const { Cell::new(false) };
-    }
-
-    /// Whether to stop at `step`.
-    pub(crate) fn here(step: u32) -> bool {
-        if AT.get() == step {
-            CRASHED.set(true);
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// Marks a numbered step of a locked operation where test builds can simulate death.
 macro_rules! crash_point {
     ($step:expr) => {
@@ -264,6 +240,30 @@ impl Inner {
             for w in off..off + col.kind().words() {
                 self.cell(slot, w).store(word(w), Ordering::Relaxed);
             }
+        }
+    }
+}
+
+/// Test builds can stop an operation at a numbered step, leaving the table exactly as a
+/// process killed there would: lock word still naming the holder, intent record set.
+#[cfg(test)]
+pub(crate) mod crash {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// The step to stop at (0 = never).
+        pub(crate) static AT: Cell<u32> = const { Cell::new(0) };
+        /// Set once stopped: the lock guard then neither repairs nor unlocks.
+        pub(crate) static CRASHED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Whether to stop at `step`.
+    pub(crate) fn here(step: u32) -> bool {
+        if AT.get() == step {
+            CRASHED.set(true);
+            true
+        } else {
+            false
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The table: create/open, lock-free lookups and counters, locked inserts/deletes/sets.
 
 use std::collections::hash_map::RandomState;
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::hash::BuildHasher;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -986,12 +987,14 @@ impl Table {
             .map_err(io_err("unlink table file", &self.inner.path))
     }
 
-    /// Iterates over the rows in slot order. Each row is a consistent snapshot; rows
-    /// inserted or deleted during the iteration may or may not be seen.
+    /// Iterates over the rows in slot order. Each row is a consistent snapshot, and each
+    /// key is yielded at most once; rows inserted or deleted during the iteration may or
+    /// may not be seen. Rows present throughout are always seen.
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             table: self,
             slot: 0,
+            seen: HashSet::new(),
         }
     }
 
@@ -1013,6 +1016,9 @@ pub use crate::verify::VerifyReport;
 pub struct Iter<'a> {
     table: &'a Table,
     slot: usize,
+    /// Keys already yielded: a key deleted and reinserted into a later slot during the
+    /// iteration would otherwise come out twice.
+    seen: HashSet<Vec<u8>>,
 }
 
 impl Iterator for Iter<'_> {
@@ -1028,7 +1034,12 @@ impl Iterator for Iter<'_> {
                 continue;
             }
             match inner.read_row(slot, kg, true) {
-                Ok(Some((key, image))) => return Some(inner.decode(slot, key, &image)),
+                Ok(Some((key, image))) => {
+                    if !self.seen.insert(key.clone()) {
+                        continue;
+                    }
+                    return Some(inner.decode(slot, key, &image));
+                }
                 Ok(None) => continue,
                 Err(e) => return Some(Err(e)),
             }

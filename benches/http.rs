@@ -4,6 +4,8 @@
 //! Prints `BENCH http_c64 tarsfork_rps=… nginx_rps=… ratio=…` (and `_c256`).
 //! `BENCH_SECS` (default 10) and `BENCH_REPS` (default 5) shorten a trial run.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod support;
 
 use std::process::{Command, Stdio};
@@ -35,8 +37,14 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let secs: u64 = std::env::var("BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
-    let reps: usize = std::env::var("BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let secs: u64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let reps: usize = std::env::var("BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let (Some(wrk_bin), Some(nginx_bin)) = (tool("wrk", "wrk"), tool("nginx", "nginx")) else {
         println!("BENCH http skipped=missing_tools (apt-get install wrk nginx)");
         return;
@@ -70,7 +78,14 @@ fn main() {
     )
     .expect("nginx conf");
     let mut nginx = Command::new(&nginx_bin)
-        .args(["-p", &prefix.display().to_string(), "-c", &conf.display().to_string(), "-g", "daemon off;"])
+        .args([
+            "-p",
+            &prefix.display().to_string(),
+            "-c",
+            &conf.display().to_string(),
+            "-g",
+            "daemon off;",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -78,6 +93,7 @@ fn main() {
     if wait_answer(ng_port, Duration::from_secs(10)).is_none() {
         println!("BENCH http skipped=nginx_did_not_start");
         let _ = nginx.kill();
+        let _ = nginx.wait();
         return;
     }
 

@@ -4,6 +4,8 @@
 //! Prints `BENCH start_ms=…`, `BENCH stop_ms=…`, `BENCH respawn_ms median=…`,
 //! `BENCH worker_rss_kib=…` (medians over repeated runs).
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};
@@ -53,11 +55,13 @@ fn main() {
     let mut respawns = Vec::new();
     for _ in 0..9 {
         std::thread::sleep(Duration::from_millis(1200));
-        let Some(&w) = fg.pids("worker").first() else { continue };
+        let Some(&w) = fg.pids("worker").first() else {
+            continue;
+        };
         let t = Instant::now();
         kill(w, libc::SIGKILL);
         // The first GET waits in the listen backlog until the new worker accepts it.
-        if let Some(_) = wait_answer(port, Duration::from_secs(5)) {
+        if wait_answer(port, Duration::from_secs(5)).is_some() {
             respawns.push(t.elapsed().as_secs_f64() * 1000.0);
         }
     }
@@ -72,8 +76,16 @@ fn main() {
     for _ in 0..200 {
         let _ = get_status(port, Duration::from_secs(1));
     }
-    let rss: Vec<u64> = fg.pids("worker").iter().filter_map(|p| status_kib(*p, "VmRSS:")).collect();
-    let pss: Vec<u64> = fg.pids("worker").iter().filter_map(|p| rollup_kib(*p, "Pss:")).collect();
+    let rss: Vec<u64> = fg
+        .pids("worker")
+        .iter()
+        .filter_map(|p| status_kib(*p, "VmRSS:"))
+        .collect();
+    let pss: Vec<u64> = fg
+        .pids("worker")
+        .iter()
+        .filter_map(|p| rollup_kib(*p, "Pss:"))
+        .collect();
     println!(
         "BENCH worker_rss_kib={} worker_pss_kib={}",
         rss.iter().max().copied().unwrap_or(0),
@@ -84,10 +96,20 @@ fn main() {
 
 fn status_kib(pid: i32, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+    s.lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn rollup_kib(pid: i32, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    s.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+    s.lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }

@@ -51,9 +51,9 @@ fn main() -> ExitCode {
             Err(_) => Ok(()),
         })
         .on_task(|tctx, data| {
-        let mut out = data.to_vec();
-        out.extend_from_slice(format!(" (task worker {})", tctx.id()).as_bytes());
-        out
-    });
+            let mut out = data.to_vec();
+            out.extend_from_slice(format!(" (task worker {})", tctx.id()).as_bytes());
+            out
+        });
     tarsfork::run(service)
 }

@@ -143,8 +143,15 @@ fn load_settings(cli: &Cli) -> Result<Settings, String> {
         }
         let (host, port) = listen
             .rsplit_once(':')
-            .and_then(|(h, p)| Some((h.trim_matches(['[', ']']).to_string(), p.parse::<u16>().ok()?)))
-            .ok_or_else(|| format!("--listen {listen:?}: expected HOST:PORT, e.g. --listen 127.0.0.1:8080"))?;
+            .and_then(|(h, p)| {
+                Some((
+                    h.trim_matches(['[', ']']).to_string(),
+                    p.parse::<u16>().ok()?,
+                ))
+            })
+            .ok_or_else(|| {
+                format!("--listen {listen:?}: expected HOST:PORT, e.g. --listen 127.0.0.1:8080")
+            })?;
         for a in settings.adapters.iter_mut() {
             a.endpoint.host = host.clone();
             a.endpoint.port = port;
@@ -193,12 +200,17 @@ fn daemon_main(settings: Settings, service: &Service, ready: std::os::fd::OwnedF
         report(&format!("setsid() failed: {e}"));
         return 1;
     }
-    let log_file = settings
-        .log_file()
-        .unwrap_or_else(|| settings.datapath.join(format!("{}.log", settings.full_name())));
+    let log_file = settings.log_file().unwrap_or_else(|| {
+        settings
+            .datapath
+            .join(format!("{}.log", settings.full_name()))
+    });
     if let Some(dir) = log_file.parent() {
         if let Err(e) = std::fs::create_dir_all(dir) {
-            report(&format!("cannot create log directory {}: {e}", dir.display()));
+            report(&format!(
+                "cannot create log directory {}: {e}",
+                dir.display()
+            ));
             return 1;
         }
     }
@@ -224,7 +236,8 @@ fn wait_for_readiness(r: std::os::fd::OwnedFd, settings: &Settings) -> Result<u8
     let mut text = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        let n = sys::read_fd(r.as_raw_fd(), &mut buf).map_err(|e| Error::io("read the readiness pipe", e))?;
+        let n = sys::read_fd(r.as_raw_fd(), &mut buf)
+            .map_err(|e| Error::io("read the readiness pipe", e))?;
         if n == 0 {
             break;
         }
@@ -246,9 +259,11 @@ fn wait_for_readiness(r: std::os::fd::OwnedFd, settings: &Settings) -> Result<u8
         println!("{line}");
     }
     if !ok {
-        let log = settings
-            .log_file()
-            .unwrap_or_else(|| settings.datapath.join(format!("{}.log", settings.full_name())));
+        let log = settings.log_file().unwrap_or_else(|| {
+            settings
+                .datapath
+                .join(format!("{}.log", settings.full_name()))
+        });
         return Err(Error::Config(format!(
             "the server exited while starting; see {}",
             log.display()
@@ -291,7 +306,13 @@ fn stop(settings: &Settings, timeout: Option<u64>) -> Result<(), Error> {
     };
     // Remember the tree before the master removes the scoreboard.
     let tree: Vec<(i32, u64)> = Scoreboard::open_readonly(&shm_dir(settings, pid))
-        .map(|sb| sb.rows().iter().filter(|r| r.pid > 0).map(|r| (r.pid, r.proc_start)).collect())
+        .map(|sb| {
+            sb.rows()
+                .iter()
+                .filter(|r| r.pid > 0)
+                .map(|r| (r.pid, r.proc_start))
+                .collect()
+        })
         .unwrap_or_default();
     sys::send_signal(pid, signals::signal_for(signals::Action::Stop))
         .map_err(|e| Error::io(format!("send TERM to master pid {pid}"), e))?;
@@ -299,7 +320,10 @@ fn stop(settings: &Settings, timeout: Option<u64>) -> Result<(), Error> {
     let deadline = sys::monotonic_ms() + wait.as_millis() as i64;
     while sys::monotonic_ms() < deadline {
         if !matches!(pidfile::probe(&settings.pid_file)?, PidState::Running(_)) {
-            println!("tarsfork: {} stopped (master pid {pid})", settings.full_name());
+            println!(
+                "tarsfork: {} stopped (master pid {pid})",
+                settings.full_name()
+            );
             return Ok(());
         }
         sys::sleep(Duration::from_millis(5));
@@ -312,7 +336,9 @@ fn stop(settings: &Settings, timeout: Option<u64>) -> Result<(), Error> {
     let _ = sys::send_signal(pid, libc::SIGKILL);
     // The lock goes with the master's death.
     let deadline = sys::monotonic_ms() + 2000;
-    while sys::monotonic_ms() < deadline && matches!(pidfile::probe(&settings.pid_file)?, PidState::Running(_)) {
+    while sys::monotonic_ms() < deadline
+        && matches!(pidfile::probe(&settings.pid_file)?, PidState::Running(_))
+    {
         sys::sleep(Duration::from_millis(5));
     }
     println!(
@@ -338,7 +364,11 @@ fn reload(settings: &Settings, tasks: bool) -> Result<u8, Error> {
     println!(
         "tarsfork: sent {} to master pid {pid} ({})",
         sys::signal_name(sig),
-        if tasks { "reload task workers" } else { "rolling reload" }
+        if tasks {
+            "reload task workers"
+        } else {
+            "rolling reload"
+        }
     );
     Ok(0)
 }
@@ -393,9 +423,15 @@ fn status(settings: &Settings, json: bool) -> Result<u8, Error> {
     );
     for r in &rows {
         let (uptime, hb) = if r.state == ProcState::Backoff {
-            (format!("backoff {}ms", (r.backoff_until_ms - now).max(0)), "-".to_string())
+            (
+                format!("backoff {}ms", (r.backoff_until_ms - now).max(0)),
+                "-".to_string(),
+            )
         } else {
-            (secs(wall - r.started_wall_ms), format!("{}ms", now - r.heartbeat_ms))
+            (
+                secs(wall - r.started_wall_ms),
+                format!("{}ms", now - r.heartbeat_ms),
+            )
         };
         let req = if r.request_start_ms > 0 {
             format!("{}ms", now - r.request_start_ms)
@@ -404,7 +440,11 @@ fn status(settings: &Settings, json: bool) -> Result<u8, Error> {
         };
         println!(
             "{:>8}  {:<8} {:>3} {:>3}  {:<9} {:>9} {:>10} {:>9} {:>9} {:>7}",
-            if r.pid > 0 { r.pid.to_string() } else { "-".into() },
+            if r.pid > 0 {
+                r.pid.to_string()
+            } else {
+                "-".into()
+            },
             r.role.name(),
             r.id,
             r.generation,
@@ -441,14 +481,22 @@ fn table(settings: &Settings, command: TableCommand) -> Result<u8, Error> {
     let shm = |e: tarsfork_shm::ShmError| Error::Shm(e.to_string());
     match command {
         TableCommand::List => {
-            println!("{:<16} {:>6} {:>9} {:>12}", "TABLE", "ROWS", "CAPACITY", "BYTES");
+            println!(
+                "{:<16} {:>6} {:>9} {:>12}",
+                "TABLE", "ROWS", "CAPACITY", "BYTES"
+            );
             for t in tarsfork_shm::inspect::list_tables(&dir).map_err(shm)? {
-                println!("{:<16} {:>6} {:>9} {:>12}", t.name, t.len, t.capacity, t.memory_size);
+                println!(
+                    "{:<16} {:>6} {:>9} {:>12}",
+                    t.name, t.len, t.capacity, t.memory_size
+                );
             }
         }
         TableCommand::Dump { name, json } => {
             if name.contains('/') || name.starts_with('.') {
-                return Err(Error::Config(format!("{name:?} is not a table name; see `table list`")));
+                return Err(Error::Config(format!(
+                    "{name:?} is not a table name; see `table list`"
+                )));
             }
             let path = dir.join(&name);
             if !path.exists() {

@@ -127,7 +127,10 @@ fn manage(shared: &mut Shared, service: &Service) -> std::io::Result<i32> {
     };
     let master_fd = mgr.shared.master_alive_fd();
     loop {
-        let ready = sys::poll_readable(&[wake.fd(), master_fd], Some(Duration::from_millis(TICK_MS)))?;
+        let ready = sys::poll_readable(
+            &[wake.fd(), master_fd],
+            Some(Duration::from_millis(TICK_MS)),
+        )?;
         let now = sys::monotonic_ms();
         me.heartbeat();
         mgr.notice_clock_gap(now);
@@ -157,7 +160,10 @@ fn manage(shared: &mut Shared, service: &Service) -> std::io::Result<i32> {
                         ));
                         let _ = sys::send_signal(p.pid, libc::SIGKILL);
                     }
-                    mgr.phase = Phase::Stopping { deadline, killed: true };
+                    mgr.phase = Phase::Stopping {
+                        deadline,
+                        killed: true,
+                    };
                 }
             }
             Phase::Running => {
@@ -197,9 +203,17 @@ impl Manager<'_> {
                 self.task_generation += 1;
             }
             Action::AddWorker => {
-                let next = self.worker_ids.iter().chain(self.task_ids.iter()).max().map_or(0, |m| m + 1);
+                let next = self
+                    .worker_ids
+                    .iter()
+                    .chain(self.task_ids.iter())
+                    .max()
+                    .map_or(0, |m| m + 1);
                 self.worker_ids.push(next);
-                log::info(&format!("TTIN: adding event worker {next} ({} now)", self.worker_ids.len()));
+                log::info(&format!(
+                    "TTIN: adding event worker {next} ({} now)",
+                    self.worker_ids.len()
+                ));
             }
             Action::RemoveWorker => {
                 if self.worker_ids.len() > 1 {
@@ -296,7 +310,9 @@ impl Manager<'_> {
             } else {
                 entry.failures = 0;
                 entry.until_ms = 0;
-                log::error(&format!("{what} died with {status} after {uptime} ms; respawning"));
+                log::error(&format!(
+                    "{what} died with {status} after {uptime} ms; respawning"
+                ));
             }
         }
     }
@@ -306,7 +322,9 @@ impl Manager<'_> {
         // Workers that started draining on their own (max_request) are leaving.
         let max_wait = self.shared.settings.max_wait_time.as_millis() as i64;
         for p in self.procs.iter_mut() {
-            if p.retiring_until.is_none() && row_of(rows, p.pid).map(|r| r.state) == Some(ProcState::Draining) {
+            if p.retiring_until.is_none()
+                && row_of(rows, p.pid).map(|r| r.state) == Some(ProcState::Draining)
+            {
                 p.retiring_until = Some(now + max_wait + KILL_GRACE_MS);
             }
         }
@@ -316,9 +334,10 @@ impl Manager<'_> {
                 _ => (self.task_ids.clone(), self.task_generation),
             };
             // Rolling: replace one id at a time while a new process is still starting.
-            let rolling = self.procs.iter().any(|p| {
-                p.role == role && p.generation < generation && p.retiring_until.is_none()
-            });
+            let rolling = self
+                .procs
+                .iter()
+                .any(|p| p.role == role && p.generation < generation && p.retiring_until.is_none());
             let starting_new = self.procs.iter().any(|p| {
                 p.role == role
                     && p.generation == generation
@@ -326,7 +345,10 @@ impl Manager<'_> {
             });
             for &id in &ids {
                 let has_current = self.procs.iter().any(|p| {
-                    p.role == role && p.id == id && p.generation == generation && p.retiring_until.is_none()
+                    p.role == role
+                        && p.id == id
+                        && p.generation == generation
+                        && p.retiring_until.is_none()
                 });
                 if has_current {
                     continue;
@@ -365,8 +387,9 @@ impl Manager<'_> {
                         q.role == role
                             && q.id == p.id
                             && q.generation == generation
-                            && row_of(rows, q.pid)
-                                .is_some_and(|r| matches!(r.state, ProcState::Idle | ProcState::Busy))
+                            && row_of(rows, q.pid).is_some_and(|r| {
+                                matches!(r.state, ProcState::Idle | ProcState::Busy)
+                            })
                     });
                     if replaced {
                         retire.push(p.pid);
@@ -375,7 +398,11 @@ impl Manager<'_> {
             }
             for pid in retire {
                 if let Some(p) = self.procs.iter_mut().find(|p| p.pid == pid) {
-                    log::info(&format!("retiring {} {} (pid {pid})", role_word(p.role), p.id));
+                    log::info(&format!(
+                        "retiring {} {} (pid {pid})",
+                        role_word(p.role),
+                        p.id
+                    ));
                     let _ = sys::send_signal(pid, libc::SIGTERM);
                     p.retiring_until = Some(now + max_wait + KILL_GRACE_MS);
                 }
@@ -411,7 +438,9 @@ impl Manager<'_> {
                 }
                 continue;
             }
-            let Some(row) = row_of(rows, p.pid) else { continue };
+            let Some(row) = row_of(rows, p.pid) else {
+                continue;
+            };
             let reason = if worker_timeout > 0 && since(row.heartbeat_ms) > worker_timeout {
                 Some(format!(
                     "no heartbeat for {} ms (worker_timeout {worker_timeout} ms)",
@@ -442,7 +471,11 @@ impl Manager<'_> {
     }
 
     fn spawn(&mut self, role: Role, id: u32, generation: u64, now: i64) {
-        let boot = ChildBoot { role, id, generation };
+        let boot = ChildBoot {
+            role,
+            id,
+            generation,
+        };
         let what = format!("{} {id}", role_word(role));
         let service = self.service;
         let manager_pid = sys::getpid();
@@ -451,7 +484,9 @@ impl Manager<'_> {
         });
         match result {
             Ok(pid) => {
-                log::debug(&format!("spawned {what} (pid {pid}, generation {generation})"));
+                log::debug(&format!(
+                    "spawned {what} (pid {pid}, generation {generation})"
+                ));
                 self.procs.push(Proc {
                     pid,
                     role,
@@ -467,7 +502,8 @@ impl Manager<'_> {
                 log::error(&e.to_string());
                 let entry = self.backoff.entry(id).or_default();
                 entry.failures += 1;
-                entry.until_ms = now + (BACKOFF_START_MS << (entry.failures - 1).min(16)).min(BACKOFF_MAX_MS);
+                entry.until_ms =
+                    now + (BACKOFF_START_MS << (entry.failures - 1).min(16)).min(BACKOFF_MAX_MS);
             }
         }
     }

@@ -76,11 +76,17 @@ fn remove_stale_shm(settings: &Settings) {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix(&prefix).and_then(|p| p.parse::<i32>().ok()) else {
+        let Some(pid) = name
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
             continue;
         };
         if !sys::process_exists(pid) {
-            log::info(&format!("removing stale shared memory {}", e.path().display()));
+            log::info(&format!(
+                "removing stale shared memory {}",
+                e.path().display()
+            ));
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
@@ -125,7 +131,11 @@ fn bind_all(settings: &Settings) -> Result<Vec<Listener>, Error> {
 
 /// Starts the server in this process (already daemonized if asked) and runs the master
 /// until the server stops. Returns the process exit code.
-pub(crate) fn run(settings: Settings, service: &Service, launcher: Option<OwnedFd>) -> Result<i32, Error> {
+pub(crate) fn run(
+    settings: Settings,
+    service: &Service,
+    launcher: Option<OwnedFd>,
+) -> Result<i32, Error> {
     let mut launcher = launcher;
     let result = start_and_supervise(settings, service, &mut launcher);
     if let (Err(e), Some(fd)) = (&result, launcher.take()) {
@@ -135,7 +145,11 @@ pub(crate) fn run(settings: Settings, service: &Service, launcher: Option<OwnedF
     result
 }
 
-fn start_and_supervise(settings: Settings, service: &Service, launcher: &mut Option<OwnedFd>) -> Result<i32, Error> {
+fn start_and_supervise(
+    settings: Settings,
+    service: &Service,
+    launcher: &mut Option<OwnedFd>,
+) -> Result<i32, Error> {
     log::set_role("master");
     let pid = sys::getpid();
     if let Err(e) = sys::become_subreaper() {
@@ -160,7 +174,15 @@ fn start_and_supervise(settings: Settings, service: &Service, launcher: &mut Opt
     } else {
         None
     };
-    let mut shared = Shared::new(settings, listeners, scoreboard, dir, token, task_queue, Some(pidfile))?;
+    let mut shared = Shared::new(
+        settings,
+        listeners,
+        scoreboard,
+        dir,
+        token,
+        task_queue,
+        Some(pidfile),
+    )?;
     shared.launcher = launcher.take();
     let me = shared.scoreboard.register(Role::Master, 0, 0)?;
     me.set_state(ProcState::Idle);
@@ -181,7 +203,12 @@ fn start_and_supervise(settings: Settings, service: &Service, launcher: &mut Opt
     result
 }
 
-fn supervise(shared: &mut Shared, service: &Service, wake: &signals::Wakeup, me: &ProcHandle) -> Result<i32, Error> {
+fn supervise(
+    shared: &mut Shared,
+    service: &Service,
+    wake: &signals::Wakeup,
+    me: &ProcHandle,
+) -> Result<i32, Error> {
     let mut manager_pid = spawn_manager(shared, service)?;
     let mut manager_started = sys::monotonic_ms();
     let mut failures = 0u32;
@@ -206,9 +233,19 @@ fn supervise(shared: &mut Shared, service: &Service, wake: &signals::Wakeup, me:
                         }
                     }
                     let fast = action == Action::FastStop;
-                    log::info(if fast { "fast stop requested" } else { "graceful stop requested" });
-                    let wait = if fast { 1000 } else { shared.settings.max_wait_time.as_millis() as i64 + 2000 };
-                    phase = MasterPhase::Stopping { deadline: now + wait };
+                    log::info(if fast {
+                        "fast stop requested"
+                    } else {
+                        "graceful stop requested"
+                    });
+                    let wait = if fast {
+                        1000
+                    } else {
+                        shared.settings.max_wait_time.as_millis() as i64 + 2000
+                    };
+                    phase = MasterPhase::Stopping {
+                        deadline: now + wait,
+                    };
                     if manager_pid > 0 {
                         let _ = sys::send_signal(manager_pid, signals::signal_for(action));
                     }
@@ -238,13 +275,18 @@ fn supervise(shared: &mut Shared, service: &Service, wake: &signals::Wakeup, me:
                 return Ok(exit_code);
             }
             if status == ExitStatus::Code(EXIT_BOOT_ERROR) {
-                let msg = "a worker failed to boot (its error is logged above); server stopped".to_string();
+                let msg = "a worker failed to boot (its error is logged above); server stopped"
+                    .to_string();
                 log::error(&msg);
                 return Err(Error::Boot(msg));
             }
             let uptime = now - manager_started;
             failures = if uptime < 1000 { failures + 1 } else { 0 };
-            let delay = if failures == 0 { 0 } else { (100i64 << (failures - 1).min(16)).min(10_000) };
+            let delay = if failures == 0 {
+                0
+            } else {
+                (100i64 << (failures - 1).min(16)).min(10_000)
+            };
             log::error(&format!(
                 "manager process died with {status}; re-forking it in {delay} ms (its workers drain and exit)"
             ));
@@ -310,7 +352,8 @@ fn all_up(shared: &Shared) -> bool {
             .filter(|r| r.role == role && matches!(r.state, ProcState::Idle | ProcState::Busy))
             .count()
     };
-    up(Role::Worker) >= shared.settings.worker_num && up(Role::Task) >= shared.settings.task_worker_num
+    up(Role::Worker) >= shared.settings.worker_num
+        && up(Role::Task) >= shared.settings.task_worker_num
 }
 
 fn ready_report(shared: &Shared) -> String {
@@ -322,8 +365,15 @@ fn ready_report(shared: &Shared) -> String {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| a.endpoint.host_port());
-        let scheme = if a.protocol == AdapterProtocol::Tars { "tars" } else { "http" };
-        out.push_str(&format!("tarsfork: {} listening on {scheme}://{addr}\n", a.name));
+        let scheme = if a.protocol == AdapterProtocol::Tars {
+            "tars"
+        } else {
+            "http"
+        };
+        out.push_str(&format!(
+            "tarsfork: {} listening on {scheme}://{addr}\n",
+            a.name
+        ));
     }
     out.push_str(&format!(
         "tarsfork: {} started, master pid {}, {} event worker(s), {} task worker(s)\n",

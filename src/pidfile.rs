@@ -56,18 +56,24 @@ pub fn probe(path: &Path) -> Result<PidState, Error> {
 impl PidFile {
     /// Takes the pid file for `pid`. Fails with [`Error::AlreadyRunning`] while another
     /// master holds it; a stale file is reported through `on_stale` and replaced.
-    pub fn acquire(path: &Path, pid: i32, on_stale: impl Fn(Option<i32>)) -> Result<PidFile, Error> {
+    pub fn acquire(
+        path: &Path,
+        pid: i32,
+        on_stale: impl Fn(Option<i32>),
+    ) -> Result<PidFile, Error> {
         let ctx = |what: &str| format!("{what} pid file {}", path.display());
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io(ctx("create directory for"), e))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::io(ctx("create directory for"), e))?;
             }
         }
         // Lock whatever is at the path now, so that no other starter can race us
         // between our check and our rename; retry if the path changed under us.
         for _ in 0..10 {
             let existed = path.exists();
-            let current = sys::open_rw_create(path, 0o644).map_err(|e| Error::io(ctx("open"), e))?;
+            let current =
+                sys::open_rw_create(path, 0o644).map_err(|e| Error::io(ctx("open"), e))?;
             if !sys::try_flock_exclusive(&current).map_err(|e| Error::io(ctx("flock"), e))? {
                 return Err(Error::AlreadyRunning {
                     pid: read_pid(path),
@@ -83,7 +89,10 @@ impl PidFile {
             if existed {
                 if let Some(old) = read_pid(path) {
                     on_stale(Some(old));
-                } else if std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false) {
+                } else if std::fs::metadata(path)
+                    .map(|m| m.len() > 0)
+                    .unwrap_or(false)
+                {
                     on_stale(None);
                 }
             }
@@ -91,14 +100,16 @@ impl PidFile {
             // path: readers never see a half-written pid, and the lock moves with it.
             let tmp = path.with_extension(format!("pid.tmp.{pid}"));
             let _ = std::fs::remove_file(&tmp);
-            let fresh = sys::open_rw_create(&tmp, 0o644).map_err(|e| Error::io(ctx("create temp"), e))?;
+            let fresh =
+                sys::open_rw_create(&tmp, 0o644).map_err(|e| Error::io(ctx("create temp"), e))?;
             if !sys::try_flock_exclusive(&fresh).map_err(|e| Error::io(ctx("flock temp"), e))? {
                 let _ = std::fs::remove_file(&tmp);
                 continue;
             }
             {
                 // Write through a duplicate so `fresh` keeps the lock after the File closes.
-                let mut f = std::fs::File::from(fresh.try_clone().map_err(|e| Error::io(ctx("dup"), e))?);
+                let mut f =
+                    std::fs::File::from(fresh.try_clone().map_err(|e| Error::io(ctx("dup"), e))?);
                 f.write_all(format!("{pid}\n").as_bytes())
                     .and_then(|_| f.sync_all())
                     .map_err(|e| Error::io(ctx("write"), e))?;

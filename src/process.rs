@@ -109,7 +109,11 @@ impl Shared {
 }
 
 /// Forks a child that runs `body` and never returns into the caller's code.
-pub(crate) fn spawn(shared: &mut Shared, what: &str, body: impl FnOnce(&mut Shared)) -> Result<i32, Error> {
+pub(crate) fn spawn(
+    shared: &mut Shared,
+    what: &str,
+    body: impl FnOnce(&mut Shared),
+) -> Result<i32, Error> {
     match sys::fork() {
         Ok(Fork::Parent(pid)) => Ok(pid),
         Ok(Fork::Child) => {

@@ -227,8 +227,12 @@ impl Scoreboard {
     /// Creates both tables in `dir` (the master, before forking).
     pub fn create(dir: &Path, max_procs: usize, adapters: usize) -> Result<Scoreboard, Error> {
         let table = Table::create(&dir.join(TABLE_NAME), &schema()?, max_procs).map_err(shm_err)?;
-        let adapters = Table::create(&dir.join(ADAPTERS_TABLE), &adapters_schema()?, adapters.max(1) * 2)
-            .map_err(shm_err)?;
+        let adapters = Table::create(
+            &dir.join(ADAPTERS_TABLE),
+            &adapters_schema()?,
+            adapters.max(1) * 2,
+        )
+        .map_err(shm_err)?;
         Ok(Scoreboard { table, adapters })
     }
 
@@ -264,11 +268,16 @@ impl Scoreboard {
             ("tasks_pending", Value::Int(0)),
             ("backoff_until_ms", Value::Int(0)),
             ("failures", Value::Int(0)),
-            ("proc_start", Value::Int(sys::process_start_time(pid).unwrap_or(0) as i64)),
+            (
+                "proc_start",
+                Value::Int(sys::process_start_time(pid).unwrap_or(0) as i64),
+            ),
         ];
         self.table.set(key.as_bytes(), &values).map_err(shm_err)?;
         let cell = |c: &str| -> Result<Cell, Error> {
-            Ok(Cell(self.table.int_cell(key.as_bytes(), c).map_err(shm_err)?))
+            Ok(Cell(
+                self.table.int_cell(key.as_bytes(), c).map_err(shm_err)?,
+            ))
         };
         Ok(ProcHandle {
             state: cell("state")?,
@@ -307,9 +316,15 @@ impl Scoreboard {
     /// The connection counter of adapter `name` (created on first use).
     pub fn adapter_conns(&self, name: &str) -> Result<Cell, Error> {
         if !self.adapters.exists(name.as_bytes()).map_err(shm_err)? {
-            self.adapters.incr(name.as_bytes(), "connections", 0).map_err(shm_err)?;
+            self.adapters
+                .incr(name.as_bytes(), "connections", 0)
+                .map_err(shm_err)?;
         }
-        Ok(Cell(self.adapters.int_cell(name.as_bytes(), "connections").map_err(shm_err)?))
+        Ok(Cell(
+            self.adapters
+                .int_cell(name.as_bytes(), "connections")
+                .map_err(shm_err)?,
+        ))
     }
 
     /// Every row, processes and backoff entries.

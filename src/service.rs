@@ -25,13 +25,14 @@ type StartFn<C> = Box<dyn Fn(&mut C) -> Result<(), String>>;
 type RequestFn = Box<dyn Fn(&Request, &mut Ctx) -> Response>;
 type TaskFn = Box<dyn Fn(&mut TaskCtx, &[u8]) -> Vec<u8>>;
 type FinishFn = Box<dyn Fn(&mut Ctx, u64, &[u8])>;
+type StopFn = Box<dyn Fn(&mut Ctx)>;
 
 /// A service: the callbacks tarsfork runs in each process role.
 pub struct Service {
     pub(crate) on_master_start: Option<HookFn>,
     pub(crate) on_manager_start: Option<HookFn>,
     pub(crate) on_worker_start: Option<StartFn<Ctx>>,
-    pub(crate) on_worker_stop: Option<Box<dyn Fn(&mut Ctx)>>,
+    pub(crate) on_worker_stop: Option<StopFn>,
     pub(crate) on_request: RequestFn,
     pub(crate) on_task_start: Option<StartFn<TaskCtx>>,
     pub(crate) on_task: Option<TaskFn>,
@@ -79,7 +80,10 @@ impl Service {
     }
 
     /// Runs in every task worker before it takes tasks (register timers here).
-    pub fn on_task_start(mut self, f: impl Fn(&mut TaskCtx) -> Result<(), String> + 'static) -> Self {
+    pub fn on_task_start(
+        mut self,
+        f: impl Fn(&mut TaskCtx) -> Result<(), String> + 'static,
+    ) -> Self {
         self.on_task_start = Some(Box::new(f));
         self
     }
@@ -120,7 +124,10 @@ impl<C> Timers<C> {
 
     /// Milliseconds until the next timer is due (None: no timers).
     pub(crate) fn next_due_in(&self, now: i64) -> Option<i64> {
-        self.entries.iter().map(|(_, at, _)| (at - now).max(0)).min()
+        self.entries
+            .iter()
+            .map(|(_, at, _)| (at - now).max(0))
+            .min()
     }
 
     /// Runs the due timers. Timers added by a callback are returned by `take_new`.

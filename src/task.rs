@@ -40,7 +40,10 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> std::io::Resul
     let mut timers: Timers<TaskCtx> = Timers::new();
     if let Some(start) = &service.on_task_start {
         if let Err(msg) = start(&mut ctx) {
-            log::error(&format!("on_task_start failed in task worker {}: {msg}", boot.id));
+            log::error(&format!(
+                "on_task_start failed in task worker {}: {msg}",
+                boot.id
+            ));
             return Ok(EXIT_BOOT_ERROR);
         }
     }
@@ -90,7 +93,9 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> std::io::Resul
                         };
                         match taskq::encode(&mut out, shared.token, &reply) {
                             Ok(()) => send_reply(queue, &out, &from),
-                            Err(e) => log::error(&format!("task {} result dropped: {e}", msg.task_id)),
+                            Err(e) => {
+                                log::error(&format!("task {} result dropped: {e}", msg.task_id))
+                            }
                         }
                     }
                 }
@@ -106,12 +111,18 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> std::io::Resul
 
 /// Sends a result, waiting up to 5 s for room in the worker's queue (it may be inside a
 /// long request); a worker that has exited meanwhile simply loses its result.
-fn send_reply(queue: &std::os::unix::net::UnixDatagram, out: &[u8], to: &std::os::unix::net::SocketAddr) {
+fn send_reply(
+    queue: &std::os::unix::net::UnixDatagram,
+    out: &[u8],
+    to: &std::os::unix::net::SocketAddr,
+) {
     let deadline = sys::monotonic_ms() + 5000;
     loop {
         match queue.send_to_addr(out, to) {
             Ok(_) => return,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && sys::monotonic_ms() < deadline => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock && sys::monotonic_ms() < deadline =>
+            {
                 sys::sleep(Duration::from_millis(1));
             }
             Err(e) => {

@@ -144,7 +144,11 @@ mod tests {
         };
         encode(&mut buf, 7, &msg).unwrap();
         assert_eq!(decode(&buf, 7), Some(msg));
-        assert_eq!(decode(&buf, 8), None, "another server's token must be refused");
+        assert_eq!(
+            decode(&buf, 8),
+            None,
+            "another server's token must be refused"
+        );
         assert_eq!(decode(&buf[..10], 7), None);
         let mut bad = buf.clone();
         bad[20] = 9;
@@ -172,13 +176,33 @@ mod tests {
         let queue = bind_queue(token).unwrap();
         let reply = bind_reply(token, std::process::id() as i32).unwrap();
         let mut buf = Vec::new();
-        encode(&mut buf, token, &Message { task_id: 1, kind: Kind::Wait, from_id: 0, data: b"x" }).unwrap();
+        encode(
+            &mut buf,
+            token,
+            &Message {
+                task_id: 1,
+                kind: Kind::Wait,
+                from_id: 0,
+                data: b"x",
+            },
+        )
+        .unwrap();
         reply.send(&buf).unwrap();
         let mut rbuf = vec![0u8; 1024];
         let (n, from) = queue.recv_from(&mut rbuf).unwrap();
         let got = decode(&rbuf[..n], token).unwrap();
         assert_eq!(got.data, b"x");
-        encode(&mut buf, token, &Message { task_id: 1, kind: Kind::Result, from_id: 2, data: b"y" }).unwrap();
+        encode(
+            &mut buf,
+            token,
+            &Message {
+                task_id: 1,
+                kind: Kind::Result,
+                from_id: 2,
+                data: b"y",
+            },
+        )
+        .unwrap();
         queue.send_to_addr(&buf, &from).unwrap();
         let n = reply.recv(&mut rbuf).unwrap();
         assert_eq!(decode(&rbuf[..n], token).unwrap().data, b"y");

@@ -120,8 +120,17 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32
     let tasks = if shared.settings.task_worker_num > 0 {
         let sock = taskq::bind_reply(shared.token, sys::getpid())?;
         sock.set_nonblocking(true)?;
-        registry.register(&mut SourceFd(&sock.as_raw_fd()), TASK_REPLY, Interest::READABLE | Interest::WRITABLE)?;
-        Some(TaskClient::new(sock, shared.token, boot.id, handle.pending.clone()))
+        registry.register(
+            &mut SourceFd(&sock.as_raw_fd()),
+            TASK_REPLY,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        Some(TaskClient::new(
+            sock,
+            shared.token,
+            boot.id,
+            handle.pending.clone(),
+        ))
     } else {
         None
     };
@@ -177,7 +186,10 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32
 
     if let Some(start) = &service.on_worker_start {
         if let Err(msg) = start(&mut w.ctx) {
-            log::error(&format!("on_worker_start failed in event worker {}: {msg}", boot.id));
+            log::error(&format!(
+                "on_worker_start failed in event worker {}: {msg}",
+                boot.id
+            ));
             return Ok(EXIT_BOOT_ERROR);
         }
     }
@@ -206,7 +218,10 @@ impl Worker<'_> {
             if let Some(t) = self.timers.next_due_in(now) {
                 timeout = timeout.min(t);
             }
-            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(timeout as u64))) {
+            if let Err(e) = self
+                .poll
+                .poll(&mut events, Some(Duration::from_millis(timeout as u64)))
+            {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
                 }
@@ -226,7 +241,9 @@ impl Worker<'_> {
                     Token(t) if (LISTENER_BASE..CONN_BASE).contains(&t) => {
                         self.accept(t - LISTENER_BASE);
                     }
-                    Token(t) => self.on_conn_event(t - CONN_BASE, ev.is_readable(), ev.is_writable()),
+                    Token(t) => {
+                        self.on_conn_event(t - CONN_BASE, ev.is_readable(), ev.is_writable())
+                    }
                 }
             }
             for action in signals::take_if_any() {
@@ -265,7 +282,10 @@ impl Worker<'_> {
         if self.phase != Phase::Serving {
             return;
         }
-        log::info(&format!("draining ({why}), {} connection(s) open", self.live));
+        log::info(&format!(
+            "draining ({why}), {} connection(s) open",
+            self.live
+        ));
         let deadline = sys::monotonic_ms() + self.shared.settings.max_wait_time.as_millis() as i64;
         self.phase = Phase::Draining { deadline };
         self.handle.set_state(ProcState::Draining);
@@ -287,7 +307,10 @@ impl Worker<'_> {
 
     fn dispatch_finished(&mut self) {
         loop {
-            let next = self.ctx.task_client().and_then(|tc| tc.finished.pop_front());
+            let next = self
+                .ctx
+                .task_client()
+                .and_then(|tc| tc.finished.pop_front());
             let Some((id, data)) = next else { break };
             if let Some(f) = &self.service.on_finish {
                 f(&mut self.ctx, id, &data);
@@ -300,7 +323,11 @@ impl Worker<'_> {
             if self.phase != Phase::Serving {
                 return;
             }
-            let Some(pos) = self.listeners.iter().position(|(_, i)| *i == listener_index) else {
+            let Some(pos) = self
+                .listeners
+                .iter()
+                .position(|(_, i)| *i == listener_index)
+            else {
                 return;
             };
             let (stream, peer) = match self.listeners[pos].0.accept() {
@@ -571,7 +598,9 @@ impl Worker<'_> {
                 None => false,
                 Some(c) => {
                     let idle_for = now - c.last_active;
-                    let between = c.parser.is_between_requests() && c.inbuf.is_empty() && c.out_pos == c.outbuf.len();
+                    let between = c.parser.is_between_requests()
+                        && c.inbuf.is_empty()
+                        && c.out_pos == c.outbuf.len();
                     match c.lingering_until {
                         Some(until) => now >= until,
                         None => {

@@ -1,6 +1,8 @@
 //! The HTTP/1.1 front over real sockets: keep-alive, pipelining, bodies, limits,
 //! malformed input, idle timeout, maxconns, and the task round trip.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::io::{Read, Write};
@@ -53,7 +55,10 @@ fn keepalive_pipelining_and_bodies() {
     .unwrap();
     let (rs, eof) = read_responses(&mut c, 3);
     assert!(!eof);
-    assert_eq!(rs.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(), vec![(200, "hello"), (200, r#"{"code":0}"#), (200, "hello")]);
+    assert_eq!(
+        rs.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
+        vec![(200, "hello"), (200, r#"{"code":0}"#), (200, "hello")]
+    );
     // The same connection keeps working.
     c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(read_responses(&mut c, 1).0[0].0, 200);
@@ -77,9 +82,15 @@ fn malformed_request_closes_only_its_connection() {
     let s = server(Opts::default());
     let workers = s.pids_of("worker");
     let mut good = connect(s.port);
-    good.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    good.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     assert_eq!(read_responses(&mut good, 1).0[0].0, 200);
-    for garbage in [&b"\x16\x03\x01\x02\x00garbage-tls\r\n\r\n"[..], b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", b"G\0T / HTTP/1.1\r\n\r\n"] {
+    for garbage in [
+        &b"\x16\x03\x01\x02\x00garbage-tls\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        b"G\0T / HTTP/1.1\r\n\r\n",
+    ] {
         let mut bad = connect(s.port);
         bad.write_all(garbage).unwrap();
         let (rs, eof) = read_responses(&mut bad, 2);
@@ -87,8 +98,13 @@ fn malformed_request_closes_only_its_connection() {
         assert_eq!(rs[0].0, 400);
         assert!(eof, "then the connection closes");
     }
-    good.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-    assert_eq!(read_responses(&mut good, 1).0[0].0, 200, "other connections are untouched");
+    good.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        read_responses(&mut good, 1).0[0].0,
+        200,
+        "other connections are untouched"
+    );
     assert_eq!(s.pids_of("worker"), workers, "no worker died");
     assert!(s.cmd(&["stop"]).status.success());
 }
@@ -103,7 +119,8 @@ fn header_and_body_limits_answer_431_and_413() {
     assert_eq!(rs[0].0, 431);
     assert!(rs[0].2 || eof);
     let mut c = connect(s.port);
-    c.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 999999999\r\n\r\n").unwrap();
+    c.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 999999999\r\n\r\n")
+        .unwrap();
     assert_eq!(read_responses(&mut c, 1).0[0].0, 413);
     assert!(s.cmd(&["stop"]).status.success());
 }
@@ -122,7 +139,10 @@ fn idle_connections_close_after_the_endpoint_timeout() {
     let n = c.read(&mut b).unwrap_or(0);
     assert_eq!(n, 0, "closed by the server");
     let took = t.elapsed();
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
     assert!(s.cmd(&["stop"]).status.success());
 }
 
@@ -144,7 +164,9 @@ fn maxconns_caps_open_connections_per_adapter() {
     let (rs, eof) = read_responses(&mut extra, 1);
     assert!(rs.is_empty() && eof, "the fourth connection is refused");
     drop(held);
-    let ok = wait_for(Duration::from_secs(3), || (http_get(s.port, "/").0 == 200).then_some(()));
+    let ok = wait_for(Duration::from_secs(3), || {
+        (http_get(s.port, "/").0 == 200).then_some(())
+    });
     assert!(ok.is_some(), "capacity comes back when connections close");
     assert!(s.cmd(&["stop"]).status.success());
 }
@@ -158,12 +180,27 @@ fn task_wait_round_trip_and_pending_count() {
     for i in 0..20 {
         let (st, body) = s.get(&format!("/task?data=item{i}"));
         assert_eq!(st, 200);
-        assert!(body == format!("item{i} (task worker 2)") || body == format!("item{i} (task worker 3)"), "{body}");
+        assert!(
+            body == format!("item{i} (task worker 2)")
+                || body == format!("item{i} (task worker 3)"),
+            "{body}"
+        );
     }
     let st = s.status();
-    let pending: i64 = st["processes"].as_array().unwrap().iter().map(|p| p["tasks_pending"].as_i64().unwrap()).sum();
+    let pending: i64 = st["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["tasks_pending"].as_i64().unwrap())
+        .sum();
     assert_eq!(pending, 0, "every task answered: {st}");
-    let served: i64 = st["processes"].as_array().unwrap().iter().filter(|p| p["role"] == "task").map(|p| p["requests"].as_i64().unwrap()).sum();
+    let served: i64 = st["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["role"] == "task")
+        .map(|p| p["requests"].as_i64().unwrap())
+        .sum();
     assert_eq!(served, 20);
     assert!(s.cmd(&["stop"]).status.success());
 }
@@ -180,7 +217,9 @@ fn embedded_default_runs_without_a_config() {
         .spawn()
         .unwrap();
     let ok = wait_for(Duration::from_secs(10), || {
-        TcpStream::connect(("127.0.0.1", port)).ok().map(|_| http_get(port, "/"))
+        TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| http_get(port, "/"))
     });
     let pid = child.id() as i32;
     kill(pid, libc::SIGTERM);

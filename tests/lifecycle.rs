@@ -1,6 +1,8 @@
 //! The command as tarsnode and people use it: start, stop, restart, the pid file,
 //! readiness and its failures, titles, status, tables, log reopening.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;
@@ -10,19 +12,38 @@ use support::*;
 fn start_serves_then_stop_removes_everything() {
     let s = Server::new(Opts::default());
     let pid = s.start();
-    assert_eq!(std::fs::read_to_string(s.pid_file()).unwrap().trim(), pid.to_string());
+    assert_eq!(
+        std::fs::read_to_string(s.pid_file()).unwrap().trim(),
+        pid.to_string()
+    );
     assert_eq!(s.get("/"), (200, "hello".to_string()));
-    assert_eq!(s.get("/monitor/monitor"), (200, r#"{"code":0}"#.to_string()));
+    assert_eq!(
+        s.get("/monitor/monitor"),
+        (200, r#"{"code":0}"#.to_string())
+    );
     let tree: Vec<i32> = s.procs().iter().map(|p| p.0).filter(|p| *p > 0).collect();
-    assert_eq!(tree.len(), 5, "master, manager, 2 workers, 1 task worker: {tree:?}");
+    assert_eq!(
+        tree.len(),
+        5,
+        "master, manager, 2 workers, 1 task worker: {tree:?}"
+    );
     let out = s.cmd(&["stop"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("stopped"));
     assert!(!s.pid_file().exists(), "the owner removes its pid file");
-    let gone = wait_for(Duration::from_secs(2), || tree.iter().all(|p| !alive(*p)).then_some(()));
-    assert!(gone.is_some(), "processes left after stop: {:?}", tree.iter().filter(|p| alive(**p)).collect::<Vec<_>>());
+    let gone = wait_for(Duration::from_secs(2), || {
+        tree.iter().all(|p| !alive(*p)).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "processes left after stop: {:?}",
+        tree.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+    );
     let log = s.log();
-    assert!(!log.contains(" ERROR "), "no error lines in a clean run:\n{log}");
+    assert!(
+        !log.contains(" ERROR "),
+        "no error lines in a clean run:\n{log}"
+    );
 }
 
 #[test]
@@ -30,7 +51,11 @@ fn restart_brings_up_a_new_master() {
     let s = Server::new(Opts::default());
     let first = s.start();
     let out = s.cmd(&["restart"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let second = master_pid_in(&String::from_utf8_lossy(&out.stdout)).expect("new master pid");
     assert_ne!(first, second);
     assert!(!alive(first));
@@ -45,7 +70,10 @@ fn double_start_is_refused_with_exit_1() {
     let out = s.cmd(&["start"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("already running") && err.contains(&pid.to_string()), "{err}");
+    assert!(
+        err.contains("already running") && err.contains(&pid.to_string()),
+        "{err}"
+    );
     // The bare form (as tarsnode calls it) is start too.
     let out = s.cmd(&[]);
     assert_eq!(out.status.code(), Some(1));
@@ -63,7 +91,10 @@ fn stale_pid_file_is_reported_and_replaced() {
     assert!(String::from_utf8_lossy(&st.stdout).contains("stale"));
     let pid = s.start();
     assert!(s.log().contains("stale pid file"), "{}", s.log());
-    assert_eq!(std::fs::read_to_string(s.pid_file()).unwrap().trim(), pid.to_string());
+    assert_eq!(
+        std::fs::read_to_string(s.pid_file()).unwrap().trim(),
+        pid.to_string()
+    );
     assert!(s.cmd(&["stop"]).status.success());
 }
 
@@ -82,7 +113,10 @@ fn daemon_start_fails_clearly_when_the_port_is_taken() {
     let out = s.cmd(&["start"]);
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bind 127.0.0.1:") && err.contains("in use"), "{err}");
+    assert!(
+        err.contains("bind 127.0.0.1:") && err.contains("in use"),
+        "{err}"
+    );
     assert!(!s.pid_file().exists(), "a failed start leaves no pid file");
 }
 
@@ -96,8 +130,15 @@ fn bad_config_line_names_file_line_and_fix() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let text = std::fs::read_to_string(&s.config).unwrap();
-    let line = text.lines().position(|l| l.contains("worker_num=lots")).unwrap() + 1;
-    assert!(err.contains(&format!("{}:{line}", s.config.display())), "{err}");
+    let line = text
+        .lines()
+        .position(|l| l.contains("worker_num=lots"))
+        .unwrap()
+        + 1;
+    assert!(
+        err.contains(&format!("{}:{line}", s.config.display())),
+        "{err}"
+    );
     assert!(err.contains("worker_num"), "{err}");
 }
 
@@ -109,7 +150,11 @@ fn unwritable_data_dir_fails_start() {
     });
     let out = s.cmd(&["start"]);
     assert_ne!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("pid file"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pid file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -138,10 +183,26 @@ fn status_and_table_commands_read_shared_memory() {
         assert_eq!(s.get("/").0, 200);
     }
     let st = s.status();
-    let total: i64 = st["processes"].as_array().unwrap().iter().filter(|p| p["role"] == "worker").map(|p| p["requests"].as_i64().unwrap()).sum();
+    let total: i64 = st["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["role"] == "worker")
+        .map(|p| p["requests"].as_i64().unwrap())
+        .sum();
     assert_eq!(total, 5, "{st}");
     for p in st["processes"].as_array().unwrap() {
-        for key in ["pid", "role", "id", "state", "requests", "uptime_ms", "heartbeat_age_ms", "request_age_ms", "tasks_pending"] {
+        for key in [
+            "pid",
+            "role",
+            "id",
+            "state",
+            "requests",
+            "uptime_ms",
+            "heartbeat_age_ms",
+            "request_age_ms",
+            "tasks_pending",
+        ] {
             assert!(p.get(key).is_some(), "{key} missing in {p}");
         }
     }
@@ -150,7 +211,10 @@ fn status_and_table_commands_read_shared_memory() {
     assert!(text.contains("worker") && text.contains("idle"), "{text}");
     let list = s.cmd(&["table", "list"]);
     let list = String::from_utf8_lossy(&list.stdout);
-    assert!(list.contains("scoreboard") && list.contains("adapters"), "{list}");
+    assert!(
+        list.contains("scoreboard") && list.contains("adapters"),
+        "{list}"
+    );
     let dump = s.cmd(&["table", "dump", "scoreboard", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&dump.stdout).expect("json dump");
     assert_eq!(v["rows"].as_array().unwrap().len(), 5, "{v}");
@@ -166,10 +230,15 @@ fn winch_reopens_the_log_file() {
     let moved = s.dir.path().join("rotated.log");
     std::fs::rename(s.log_file(), &moved).unwrap();
     kill(pid, libc::SIGWINCH);
-    let reopened = wait_for(Duration::from_secs(5), || s.log().contains("log file reopened").then_some(()));
+    let reopened = wait_for(Duration::from_secs(5), || {
+        s.log().contains("log file reopened").then_some(())
+    });
     assert!(reopened.is_some(), "no new log file after WINCH");
     assert!(s.cmd(&["stop"]).status.success());
-    assert!(s.log().contains("graceful stop requested"), "later lines go to the new file");
+    assert!(
+        s.log().contains("graceful stop requested"),
+        "later lines go to the new file"
+    );
 }
 
 #[test]
@@ -182,7 +251,8 @@ fn foreground_mode_runs_until_term() {
     assert_eq!(s.get("/").0, 200);
     kill(pid, libc::SIGTERM);
     let mut child = s.foreground.take().unwrap();
-    let status = wait_for(Duration::from_secs(5), || child.try_wait().ok().flatten()).expect("exits after TERM");
+    let status = wait_for(Duration::from_secs(5), || child.try_wait().ok().flatten())
+        .expect("exits after TERM");
     assert!(status.success());
     assert!(!s.pid_file().exists());
 }
@@ -215,8 +285,18 @@ fn stop_escalates_to_kill_after_its_timeout() {
     let t = std::time::Instant::now();
     let out = s.cmd(&["stop", "--timeout", "500"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("killed"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("killed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(t.elapsed() < Duration::from_secs(5));
-    let gone = wait_for(Duration::from_secs(2), || tree.iter().all(|p| !alive(*p)).then_some(()));
-    assert!(gone.is_some(), "left: {:?}", tree.iter().filter(|p| alive(**p)).collect::<Vec<_>>());
+    let gone = wait_for(Duration::from_secs(2), || {
+        tree.iter().all(|p| !alive(*p)).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "left: {:?}",
+        tree.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+    );
 }

@@ -1,5 +1,7 @@
 //! Reloads and recycling under continuous keep-alive load: every request is answered.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,11 +26,20 @@ fn rolling_reload_under_keepalive_load_fails_nothing() {
     stop.store(true, Ordering::Relaxed);
     let r = load.join().unwrap();
     eprintln!("reload load: {r:?}");
-    assert!(before.iter().all(|p| !after.contains(p)), "every worker replaced: {before:?} -> {after:?}");
-    assert!(s.pids_of("task").iter().all(|p| !task_before.contains(p)), "task workers reloaded too");
+    assert!(
+        before.iter().all(|p| !after.contains(p)),
+        "every worker replaced: {before:?} -> {after:?}"
+    );
+    assert!(
+        s.pids_of("task").iter().all(|p| !task_before.contains(p)),
+        "task workers reloaded too"
+    );
     assert_eq!(r.failed, 0, "no request failed during reloads: {r:?}");
     assert!(r.ok > 100, "load ran: {r:?}");
-    assert!(r.reconnects > 16, "draining workers closed keep-alive connections: {r:?}");
+    assert!(
+        r.reconnects > 16,
+        "draining workers closed keep-alive connections: {r:?}"
+    );
     assert!(s.cmd(&["stop"]).status.success());
 }
 
@@ -64,9 +75,15 @@ fn max_request_recycling_under_keepalive_load_fails_nothing() {
     let r = load.join().unwrap();
     eprintln!("max_request load: {r:?}");
     assert_eq!(r.failed, 0, "{r:?}");
-    assert!(r.ok > 1000, "enough requests to recycle several times: {r:?}");
+    assert!(
+        r.ok > 1000,
+        "enough requests to recycle several times: {r:?}"
+    );
     let log = s.log();
-    assert!(log.matches("max_request reached").count() >= 2, "workers recycled: {log}");
+    assert!(
+        log.matches("max_request reached").count() >= 2,
+        "workers recycled: {log}"
+    );
     s.wait_role_up("worker", 2, Duration::from_secs(5));
     assert!(s.cmd(&["stop"]).status.success());
 }

@@ -1,13 +1,18 @@
 //! Supervision with real signals: kill -9 of every role, crash-loop backoff, boot
 //! failure, hung handlers, stopped managers, TTIN/TTOU.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};
 use support::*;
 
 fn worker_pid(s: &Server, id: u64) -> Option<i32> {
-    s.procs().into_iter().find(|p| p.1 == "worker" && p.2 == id && p.0 > 0 && p.3 != "draining").map(|p| p.0)
+    s.procs()
+        .into_iter()
+        .find(|p| p.1 == "worker" && p.2 == id && p.0 > 0 && p.3 != "draining")
+        .map(|p| p.0)
 }
 
 #[test]
@@ -16,7 +21,10 @@ fn killed_worker_is_replaced_and_serving_goes_on() {
     s.start();
     let old = worker_pid(&s, 0).expect("worker 0");
     kill(old, libc::SIGKILL);
-    let new = wait_for(Duration::from_secs(5), || worker_pid(&s, 0).filter(|p| *p != old)).expect("worker 0 respawned");
+    let new = wait_for(Duration::from_secs(5), || {
+        worker_pid(&s, 0).filter(|p| *p != old)
+    })
+    .expect("worker 0 respawned");
     s.wait_role_up("worker", 2, Duration::from_secs(5));
     assert!(alive(new));
     for _ in 0..10 {
@@ -30,13 +38,22 @@ fn killed_worker_is_replaced_and_serving_goes_on() {
 fn killed_task_worker_is_replaced_and_tasks_still_run() {
     let s = Server::new(Opts::default());
     s.start();
-    assert_eq!(s.get("/task?data=one"), (200, "one (task worker 2)".to_string()));
+    assert_eq!(
+        s.get("/task?data=one"),
+        (200, "one (task worker 2)".to_string())
+    );
     let old = s.pids_of("task")[0];
     kill(old, libc::SIGKILL);
-    let new = wait_for(Duration::from_secs(5), || s.pids_of("task").into_iter().find(|p| *p != old)).expect("task worker respawned");
+    let new = wait_for(Duration::from_secs(5), || {
+        s.pids_of("task").into_iter().find(|p| *p != old)
+    })
+    .expect("task worker respawned");
     s.wait_role_up("task", 1, Duration::from_secs(5));
     assert!(alive(new));
-    assert_eq!(s.get("/task?data=two"), (200, "two (task worker 2)".to_string()));
+    assert_eq!(
+        s.get("/task?data=two"),
+        (200, "two (task worker 2)".to_string())
+    );
     assert!(s.cmd(&["stop"]).status.success());
 }
 
@@ -47,9 +64,14 @@ fn killed_manager_is_reforked_and_new_workers_take_over() {
     let manager = s.pids_of("manager")[0];
     let old_workers = s.pids_of("worker");
     kill(manager, libc::SIGKILL);
-    let new_manager = wait_for(Duration::from_secs(5), || s.pids_of("manager").into_iter().find(|p| *p != manager)).expect("manager re-forked");
+    let new_manager = wait_for(Duration::from_secs(5), || {
+        s.pids_of("manager").into_iter().find(|p| *p != manager)
+    })
+    .expect("manager re-forked");
     assert!(alive(master));
-    let drained = wait_for(Duration::from_secs(10), || old_workers.iter().all(|p| !alive(*p)).then_some(()));
+    let drained = wait_for(Duration::from_secs(10), || {
+        old_workers.iter().all(|p| !alive(*p)).then_some(())
+    });
     assert!(drained.is_some(), "old workers drain and exit");
     s.wait_role_up("worker", 2, Duration::from_secs(5));
     for _ in 0..10 {
@@ -67,9 +89,19 @@ fn killed_master_takes_the_tree_down_within_a_second_and_start_works_again() {
     let tree: Vec<i32> = s.procs().iter().map(|p| p.0).filter(|p| *p > 0).collect();
     kill(master, libc::SIGKILL);
     let t = Instant::now();
-    let gone = wait_for(Duration::from_secs(3), || tree.iter().all(|p| !alive(*p)).then_some(t.elapsed()));
-    let took = gone.unwrap_or_else(|| panic!("left: {:?}", tree.iter().filter(|p| alive(**p)).collect::<Vec<_>>()));
-    assert!(took <= Duration::from_secs(1), "the tree outlived the master by {took:?}");
+    let gone = wait_for(Duration::from_secs(3), || {
+        tree.iter().all(|p| !alive(*p)).then_some(t.elapsed())
+    });
+    let took = gone.unwrap_or_else(|| {
+        panic!(
+            "left: {:?}",
+            tree.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+        )
+    });
+    assert!(
+        took <= Duration::from_secs(1),
+        "the tree outlived the master by {took:?}"
+    );
     // The pid file is stale now (its lock died with the master): start must work at once.
     let again = s.start();
     assert_ne!(again, master);
@@ -93,7 +125,10 @@ fn crash_loop_is_backed_off_and_shown_in_status() {
             if procs.iter().any(|p| p.1 == "worker" && p.3 == "backoff") {
                 seen_backoff = true;
             }
-            procs.into_iter().find(|p| p.1 == "worker" && p.0 > 0 && p.0 != last).map(|p| p.0)
+            procs
+                .into_iter()
+                .find(|p| p.1 == "worker" && p.0 > 0 && p.0 != last)
+                .map(|p| p.0)
         })
         .expect("worker respawned");
         kill(pid, libc::SIGKILL);
@@ -122,7 +157,10 @@ fn worker_boot_error_stops_the_server_with_a_clear_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("failed to boot"), "{err}");
     let log = s.log();
-    assert!(log.contains("TARSFORK_DEMO_FAIL_BOOT is set (no database)"), "{log}");
+    assert!(
+        log.contains("TARSFORK_DEMO_FAIL_BOOT is set (no database)"),
+        "{log}"
+    );
     assert!(!log.contains("respawning in"), "no respawn loop: {log}");
     assert!(!s.pid_file().exists());
 }
@@ -140,14 +178,22 @@ fn hung_request_is_killed_by_request_timeout() {
         let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         use std::io::{Read, Write};
-        c.write_all(b"GET /slow?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        c.write_all(b"GET /slow?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
         let mut b = Vec::new();
         let _ = c.read_to_end(&mut b);
         b
     });
     let answer = hung.join().unwrap();
-    assert!(answer.is_empty(), "the hung request gets no answer, its connection closes");
-    assert!(t.elapsed() < Duration::from_secs(6), "killed after ~1 s + grace, took {:?}", t.elapsed());
+    assert!(
+        answer.is_empty(),
+        "the hung request gets no answer, its connection closes"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(6),
+        "killed after ~1 s + grace, took {:?}",
+        t.elapsed()
+    );
     assert!(s.log().contains("request_timeout"), "{}", s.log());
     s.wait_role_up("worker", 2, Duration::from_secs(5));
     assert_eq!(s.get("/").0, 200);
@@ -176,7 +222,12 @@ fn stopped_manager_does_not_kill_healthy_workers_after_resume() {
     }
     kill(manager, libc::SIGCONT);
     std::thread::sleep(Duration::from_millis(2000));
-    assert_eq!(s.pids_of("worker"), workers, "no worker was killed:\n{}", s.log());
+    assert_eq!(
+        s.pids_of("worker"),
+        workers,
+        "no worker was killed:\n{}",
+        s.log()
+    );
     assert_eq!(s.pids_of("task"), tasks);
     assert!(s.log().contains("manager loop stalled"), "{}", s.log());
     assert_eq!(s.get("/").0, 200);

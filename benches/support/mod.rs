@@ -1,5 +1,5 @@
 //! Bench support: start the real binary on a free port, time HTTP answers, find tools.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -25,7 +25,13 @@ pub fn median(v: &mut [f64]) -> f64 {
 }
 
 /// Writes a tarsnode-style config for App `Bench`, server `Http`, HTTP on `port`.
-pub fn write_config(dir: &Path, port: u16, workers: usize, tasks: usize, daemonize: bool) -> PathBuf {
+pub fn write_config(
+    dir: &Path,
+    port: u16,
+    workers: usize,
+    tasks: usize,
+    daemonize: bool,
+) -> PathBuf {
     let d = dir.display();
     let text = format!(
         "<tars>\n<application>\n<server>\napp=Bench\nserver=Http\ndatapath={d}/data/\nlogpath={d}/log/\n\
@@ -43,7 +49,8 @@ pub fn write_config(dir: &Path, port: u16, workers: usize, tasks: usize, daemoni
 pub fn get_status(port: u16, timeout: Duration) -> Option<u16> {
     let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
-    s.write_all(b"GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n").ok()?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+        .ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     std::str::from_utf8(buf.get(9..12)?).ok()?.parse().ok()
@@ -149,7 +156,11 @@ pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
     if let Some(p) = find() {
         return Some(p);
     }
-    let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
     if root {
         eprintln!("bench: installing {package} with apt-get");
         let _ = Command::new("apt-get").args(["update", "-qq"]).status();

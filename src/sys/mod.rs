@@ -150,7 +150,14 @@ pub fn die_with_parent(sig: i32, expected_parent: i32) -> io::Result<()> {
 /// Makes this process the reaper of its orphaned descendants (workers whose manager died
 /// re-parent to the master, which then reaps them instead of init).
 pub fn become_subreaper() -> io::Result<()> {
-    syscall!(prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0)).map(|_| ())
+    syscall!(prctl(
+        libc::PR_SET_CHILD_SUBREAPER,
+        1 as libc::c_ulong,
+        0,
+        0,
+        0
+    ))
+    .map(|_| ())
 }
 
 /// The calling process's pid.

@@ -75,7 +75,10 @@ pub fn proc_start(pid: i32) -> Option<u64> {
 pub fn alive(pid: i32) -> bool {
     // A zombie has exited: it counts as gone.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s.rfind(')').and_then(|i| s[i + 1..].split_whitespace().next().map(|st| st != "Z")).unwrap_or(false),
+        Ok(s) => s
+            .rfind(')')
+            .and_then(|i| s[i + 1..].split_whitespace().next().map(|st| st != "Z"))
+            .unwrap_or(false),
         Err(_) => false,
     }
 }
@@ -133,7 +136,9 @@ impl Server {
     }
 
     pub fn log_file(&self) -> PathBuf {
-        self.dir.path().join("log/TestApp/HelloServer/TestApp.HelloServer.log")
+        self.dir
+            .path()
+            .join("log/TestApp/HelloServer/TestApp.HelloServer.log")
     }
 
     pub fn log(&self) -> String {
@@ -220,7 +225,11 @@ impl Server {
 
     pub fn status(&self) -> serde_json::Value {
         let out = self.cmd(&["status", "--json"]);
-        assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         serde_json::from_slice(&out.stdout).expect("status json")
     }
 
@@ -254,10 +263,20 @@ impl Server {
     pub fn wait_role_up(&self, role: &str, n: usize, limit: Duration) -> Vec<i32> {
         wait_for(limit, || {
             let ps: Vec<_> = self.procs().into_iter().filter(|p| p.1 == role).collect();
-            let up: Vec<i32> = ps.iter().filter(|p| p.3 == "idle" || p.3 == "busy").map(|p| p.0).collect();
+            let up: Vec<i32> = ps
+                .iter()
+                .filter(|p| p.3 == "idle" || p.3 == "busy")
+                .map(|p| p.0)
+                .collect();
             (up.len() == n && ps.len() == n).then_some(up)
         })
-        .unwrap_or_else(|| panic!("{role} x{n} not up in {limit:?}: {:?}\nlog:\n{}", self.procs(), self.log()))
+        .unwrap_or_else(|| {
+            panic!(
+                "{role} x{n} not up in {limit:?}: {:?}\nlog:\n{}",
+                self.procs(),
+                self.log()
+            )
+        })
     }
 
     /// Records the current tree so drop can kill it.
@@ -312,17 +331,28 @@ impl Drop for Server {
 
 pub fn master_pid_in(text: &str) -> Option<i32> {
     let i = text.find("started, master pid ")?;
-    text[i + 20..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    text[i + 20..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// One HTTP/1.1 request on a fresh connection, bounded to 10 s.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).expect("read");
-    parse_response(&buf).map(|(st, body, _)| (st, body)).unwrap_or((0, String::new()))
+    parse_response(&buf)
+        .map(|(st, body, _)| (st, body))
+        .unwrap_or((0, String::new()))
 }
 
 /// Parses one response at the start of `buf`: (status, body, bytes used, closes).
@@ -344,7 +374,12 @@ pub fn parse_response_full(buf: &[u8]) -> Option<(u16, String, usize, bool)> {
     if buf.len() < end + len {
         return None;
     }
-    Some((status, String::from_utf8_lossy(&buf[end..end + len]).into_owned(), end + len, closes))
+    Some((
+        status,
+        String::from_utf8_lossy(&buf[end..end + len]).into_owned(),
+        end + len,
+        closes,
+    ))
 }
 
 pub fn parse_response(buf: &[u8]) -> Option<(u16, String, usize)> {
@@ -362,7 +397,11 @@ pub struct LoadResult {
 /// `conns` threads, each sending `GET /` back to back on a keep-alive connection until
 /// `stop` is set; a `Connection: close` answer makes it reconnect. Anything other than a
 /// complete 200 answer to a request sent is a failure.
-pub fn keepalive_load(port: u16, conns: usize, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<LoadResult> {
+pub fn keepalive_load(
+    port: u16,
+    conns: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<LoadResult> {
     std::thread::spawn(move || {
         let handles: Vec<_> = (0..conns)
             .map(|_| {
@@ -435,7 +474,11 @@ pub fn keepalive_load(port: u16, conns: usize, stop: std::sync::Arc<std::sync::a
 /// The command line `ps` shows for a pid.
 pub fn cmdline(pid: i32) -> String {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    String::from_utf8_lossy(&raw).trim_end_matches('\0').replace('\0', " ").trim_end().to_string()
+    String::from_utf8_lossy(&raw)
+        .trim_end_matches('\0')
+        .replace('\0', " ")
+        .trim_end()
+        .to_string()
 }
 
 pub fn path_exists(p: &Path) -> bool {

@@ -185,7 +185,8 @@ impl Inner {
                             "slot {slot} is linked but not live"
                         )));
                     }
-                    self.w(H_COUNT).store(count + 1, Ordering::Release);
+                    self.w(H_COUNT)
+                        .store(count.saturating_add(1), Ordering::Release);
                 } else {
                     self.make_free(slot);
                     self.w(H_COUNT).store(count, Ordering::Release);
@@ -224,7 +225,8 @@ impl Inner {
         let kg = self.kgen(slot).load(Ordering::Acquire);
         let add = (4 - kg % 4) % 4;
         if add != 0 {
-            self.kgen(slot).store(kg + add, Ordering::SeqCst);
+            self.kgen(slot)
+                .store(kg.wrapping_add(add), Ordering::SeqCst);
         }
     }
 

@@ -274,7 +274,7 @@ impl Inner {
         crash_point!(1);
         let kg = self.kgen(i).load(Ordering::Acquire);
         // Free -> being initialised: walkers that meet it restart.
-        self.kgen(i).store(kg + 2, Ordering::Relaxed);
+        self.kgen(i).store(kg.wrapping_add(2), Ordering::Relaxed);
         fence(Ordering::Release);
         crash_point!(2);
         self.slot_w(i, S_HASH).store(hash, Ordering::Relaxed);
@@ -292,11 +292,12 @@ impl Inner {
         }
         crash_point!(3);
         // Live, then reachable: a slot is never linked before it is complete.
-        self.kgen(i).store(kg + 3, Ordering::Release);
+        self.kgen(i).store(kg.wrapping_add(3), Ordering::Release);
         crash_point!(4);
         self.head(b).store((i + 1) as u32, Ordering::Release);
         crash_point!(5);
-        self.w(H_COUNT).store(count + 1, Ordering::Release);
+        self.w(H_COUNT)
+            .store(count.saturating_add(1), Ordering::Release);
         crash_point!(6);
         self.end();
         Ok(i)

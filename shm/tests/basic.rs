@@ -185,3 +185,69 @@ fn open_validates_and_schema_mismatch_is_reported() {
     t.unlink().unwrap();
     assert!(!path.exists());
 }
+
+#[test]
+fn inspector_renders_text_json_and_lists_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("workers");
+    let t = Table::create(&path, &schema(), 8).unwrap();
+    t.set(
+        b"w1",
+        &[("hits", Value::Int(12)), ("name", Value::str("idle"))],
+    )
+    .unwrap();
+    t.set(b"w2", &[("load", Value::Float(0.5))]).unwrap();
+    std::fs::write(dir.path().join("not-a-table"), b"hello").unwrap();
+    let other = Table::create(&dir.path().join("conns"), &schema(), 4).unwrap();
+
+    let text = tarsfork_shm::inspect::render_text(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("rows=2 capacity=8"), "{text}");
+    assert!(lines[0].contains("(alive)"), "{text}");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["key", "hits", "load", "name"]
+    );
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["w1", "12", "0", "idle"]
+    );
+    assert_eq!(
+        lines[3].split_whitespace().collect::<Vec<_>>(),
+        ["w2", "0", "0.5"]
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&tarsfork_shm::inspect::render_json(&path).unwrap()).unwrap();
+    assert_eq!(json["len"], 2);
+    assert_eq!(json["capacity"], 8);
+    assert_eq!(json["owner_pid"], std::process::id());
+    assert_eq!(json["columns"][2]["type"], "string");
+    assert_eq!(json["columns"][2]["max_len"], 10);
+    assert_eq!(json["rows"][0]["key"], "w1");
+    assert_eq!(json["rows"][0]["hits"], 12);
+    assert_eq!(json["rows"][0]["name"], "idle");
+    assert_eq!(json["rows"][1]["load"], 0.5);
+
+    let list = tarsfork_shm::inspect::list_tables(dir.path()).unwrap();
+    let names: Vec<&str> = list.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["conns", "workers"]);
+    assert_eq!(list[1].len, 2);
+    assert_eq!(list[0].capacity, 4);
+    assert!(list[1].owner_alive);
+    assert_eq!(list[1].memory_size, t.memory_size());
+    drop(other);
+}
+
+#[test]
+fn memory_size_is_the_mapped_file_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t");
+    let t = Table::create(&path, &schema(), 1000).unwrap();
+    let file_len = std::fs::metadata(&path).unwrap().len() as usize;
+    assert_eq!(t.memory_size(), file_len);
+    // Header page + 1024 buckets + 1000 slots of at least 128 + 64 bytes.
+    assert!(t.memory_size() >= 4096 + 1024 * 4 + 1000 * 192);
+    assert_eq!(t.memory_size() % 4096, 0);
+    assert_eq!(t.capacity(), 1000);
+}

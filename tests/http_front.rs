@@ -231,3 +231,41 @@ fn embedded_default_runs_without_a_config() {
     assert_eq!(ok, Some((200, "hello".to_string())));
     assert!(status.is_some_and(|s| s.success()));
 }
+
+#[test]
+fn async_task_result_arrives_in_on_finish_of_the_sending_worker() {
+    let s = server(Opts::default());
+    let mut c = connect(s.port);
+    c.write_all(b"GET /task_async?data=later HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let (rs, _) = read_responses(&mut c, 1);
+    assert_eq!(rs[0].0, 200);
+    let id: u64 = rs[0].1.parse().expect("task id");
+    // Same keep-alive connection, so the same worker: poll until on_finish ran.
+    let got = wait_for(Duration::from_secs(5), || {
+        write!(c, "GET /finished?id={id} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let (rs, _) = read_responses(&mut c, 1);
+        (rs[0].0 == 200).then(|| rs[0].1.clone())
+    });
+    assert_eq!(got.as_deref(), Some("later (task worker 2)"));
+    assert!(s.cmd(&["stop"]).status.success());
+}
+
+#[test]
+fn timers_tick_in_workers_and_task_workers() {
+    let s = server(Opts::default());
+    std::thread::sleep(Duration::from_millis(600));
+    let (st, body) = s.get("/ticks");
+    assert_eq!(st, 200);
+    let nums: Vec<u64> = body
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(nums.len(), 2, "{body}");
+    assert!(
+        nums[0] >= 5 && nums[1] >= 5,
+        "both 50 ms timers fired for ~600 ms: {body}"
+    );
+    assert!(s.cmd(&["stop"]).status.success());
+}

@@ -251,3 +251,50 @@ fn ttin_adds_and_ttou_removes_workers_never_below_one() {
     assert_eq!(s.get("/").0, 200);
     assert!(s.cmd(&["stop"]).status.success());
 }
+
+#[test]
+fn stopped_worker_is_killed_by_worker_timeout() {
+    let s = Server::new(Opts {
+        extra: vec!["worker_timeout=1".into()],
+        ..Opts::default()
+    });
+    s.start();
+    let victim = worker_pid(&s, 0).unwrap();
+    kill(victim, libc::SIGSTOP);
+    let gone = wait_for(Duration::from_secs(6), || (!alive(victim)).then_some(()));
+    assert!(gone.is_some(), "a worker with a stale heartbeat is killed");
+    assert!(s.log().contains("no heartbeat for"), "{}", s.log());
+    s.wait_role_up("worker", 2, Duration::from_secs(5));
+    assert_eq!(s.get("/").0, 200);
+    assert!(s.cmd(&["stop"]).status.success());
+}
+
+#[test]
+fn int_is_a_fast_stop_that_does_not_wait_for_requests() {
+    let s = Server::new(Opts {
+        extra: vec!["max_wait_time=20".into()],
+        ..Opts::default()
+    });
+    let master = s.start();
+    let tree: Vec<i32> = s.procs().iter().map(|p| p.0).filter(|p| *p > 0).collect();
+    let port = s.port;
+    let slow = std::thread::spawn(move || {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        use std::io::{Read, Write};
+        c.write_all(b"GET /slow?ms=15000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut b = Vec::new();
+        let _ = c.read_to_end(&mut b);
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    kill(master, libc::SIGINT);
+    let gone = wait_for(Duration::from_secs(5), || {
+        tree.iter().all(|p| !alive(*p)).then(|| t.elapsed())
+    });
+    let took = gone.expect("everything exits after INT");
+    assert!(took < Duration::from_secs(3), "fast stop took {took:?}");
+    assert!(!s.pid_file().exists());
+    slow.join().unwrap();
+}

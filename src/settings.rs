@@ -1214,7 +1214,7 @@ pub static SETTINGS_KEYS: &[KeyDescriptor<Settings>] = &[
         Setter::Bytes(|s, v| s.logsize = v),
         DefaultDoc::Value("50M"),
         "15M",
-        "size at which the log file is rotated",
+        "size at which the log file is rotated (rotation comes with the platform layer; today: reopen on WINCH)",
     ),
     key(
         Scope::Server,
@@ -1226,7 +1226,7 @@ pub static SETTINGS_KEYS: &[KeyDescriptor<Settings>] = &[
         },
         DefaultDoc::Value("10"),
         "5",
-        "rotated log files kept",
+        "rotated log files kept (with the platform layer)",
     ),
     KeyDescriptor {
         aliases: &["loglevel"],
@@ -1555,7 +1555,7 @@ pub static ADAPTER_KEYS: &[KeyDescriptor<AdapterSettings>] = &[
         },
         DefaultDoc::Value("1024"),
         "10000",
-        "most requests waiting for a handler",
+        "TarsCpp request queue size; read for compatibility, unused (a worker accepts only what it serves)",
     ),
     key(
         Scope::Adapter,
@@ -1566,7 +1566,7 @@ pub static ADAPTER_KEYS: &[KeyDescriptor<AdapterSettings>] = &[
         },
         DefaultDoc::Value("10000"),
         "60000",
-        "a request waiting longer is dropped",
+        "TarsCpp queue timeout; read for compatibility, unused (no request queue)",
     ),
     key(
         Scope::Adapter,

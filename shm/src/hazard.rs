@@ -125,6 +125,7 @@ impl Inner {
 
 /// This thread's hazard entry in `inner`, registering on first use; None if the
 /// registry is full of live owners (the caller then takes the lock instead).
+#[inline]
 pub(crate) fn entry(inner: &Arc<Inner>) -> Option<usize> {
     let gen = FORK_GEN.load(Ordering::Relaxed);
     let found = REGS.with(|regs| {
@@ -137,6 +138,12 @@ pub(crate) fn entry(inner: &Arc<Inner>) -> Option<usize> {
     if found.is_some() {
         return found;
     }
+    register_thread(inner)
+}
+
+/// First use of `inner` by this thread (or since a fork): claims an entry.
+#[cold]
+fn register_thread(inner: &Arc<Inner>) -> Option<usize> {
     install_atfork();
     let gen = FORK_GEN.load(Ordering::Relaxed);
     if gen == u64::MAX {

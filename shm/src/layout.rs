@@ -192,6 +192,7 @@ pub(crate) fn make_link(next: u32, bucket: u32) -> u64 {
     (u64::from(bucket) << 32) | u64::from(next)
 }
 
+#[inline]
 pub(crate) fn hash_key(seed: u64, words: &[u64; KEY_WORDS], len: usize) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut h = seed ^ (len as u64).wrapping_mul(K);
@@ -215,6 +216,7 @@ pub(crate) struct KeyBuf {
 
 impl KeyBuf {
     /// Packs `key`, refusing keys over [`MAX_KEY_LEN`] bytes.
+    #[inline]
     pub(crate) fn new(key: &[u8]) -> Result<KeyBuf> {
         if key.len() > MAX_KEY_LEN {
             return Err(ShmError::KeyTooLong {

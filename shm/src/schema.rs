@@ -183,6 +183,7 @@ impl Schema {
     }
 
     /// The index of the column called `name`.
+    #[inline]
     pub fn index_of(&self, name: &str) -> Result<usize> {
         self.columns
             .iter()
@@ -201,6 +202,7 @@ impl Schema {
     }
 
     /// Resolves an int column by name.
+    #[inline]
     pub(crate) fn int_column(&self, name: &str) -> Result<usize> {
         self.typed_column(name, ColumnKind::Int)
     }
@@ -210,6 +212,7 @@ impl Schema {
         self.typed_column(name, ColumnKind::Float)
     }
 
+    #[inline]
     fn typed_column(&self, name: &str, want: ColumnKind) -> Result<usize> {
         let i = self.index_of(name)?;
         let kind = self.columns[i].kind;

@@ -108,6 +108,7 @@ impl Inner {
     /// loads of its incarnation; a change, a slot being reinitialised (kgen % 4 == 2),
     /// or a slot that now belongs to another bucket means the walk raced with reuse and
     /// must restart. Free slots are walked through: their `next` stays valid until reuse.
+    #[inline]
     fn walk(&self, key: &KeyBuf, hash: u64) -> Walk {
         let b = self.bucket_of(hash);
         let mut cur = self.head(b).load(Ordering::Acquire) as usize;
@@ -148,6 +149,7 @@ impl Inner {
     }
 
     /// Finds a live row without taking the lock: (slot, incarnation).
+    #[inline]
     pub(crate) fn find(&self, key: &KeyBuf, hash: u64) -> Result<Option<(usize, u64)>> {
         for _ in 0..MAX_RESTARTS {
             match self.walk(key, hash) {
@@ -678,6 +680,7 @@ impl Table {
         })
     }
 
+    #[inline]
     fn key(&self, key: &[u8]) -> Result<(KeyBuf, u64)> {
         let k = KeyBuf::new(key)?;
         let h = hash_key(self.inner.seed, &k.words, k.len);

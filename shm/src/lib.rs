@@ -25,6 +25,11 @@
 //! # Ok::<(), tarsfork_shm::ShmError>(())
 //! ```
 
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 mod cell;
 #[cfg(test)]
 mod crash_tests;

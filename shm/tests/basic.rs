@@ -240,6 +240,21 @@ fn inspector_renders_text_json_and_lists_tables() {
 }
 
 #[test]
+fn memory_size_matches_the_layout_in_the_readme() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Schema::new(vec![
+        Column::int("requests"),
+        Column::int("heartbeat"),
+        Column::float("load"),
+        Column::string("state", 16),
+    ])
+    .unwrap();
+    let t = Table::create(&dir.path().join("t"), &schema, 1024).unwrap();
+    let unrounded = 4096 + 4096 + 64 + 16384 + 1024 * 192;
+    assert_eq!(t.memory_size(), (unrounded as usize).div_ceil(4096) * 4096);
+}
+
+#[test]
 fn memory_size_is_the_mapped_file_size() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t");

@@ -338,6 +338,20 @@ pub fn master_pid_in(text: &str) -> Option<i32> {
         .ok()
 }
 
+/// Like [`http_get`], but None instead of a panic when the connection fails.
+pub fn try_http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    parse_response(&buf).map(|(st, body, _)| (st, body))
+}
+
 /// One HTTP/1.1 request on a fresh connection, bounded to 10 s.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");

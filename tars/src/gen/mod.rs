@@ -20,8 +20,28 @@
 //!   rather than a Rust `enum` so that a value unknown to this IDL (a newer peer's
 //!   member) decodes, round-trips and can be matched on as `E(n)`, never failing.
 //! - **const** → `pub const NAME: T = value;` (`&str` for strings).
-//! - **interface** `I` → a servant trait `IServant`, a dispatcher `i_dispatch` and a
-//!   client `IProxy`; see [`iface`] for their shape.
+//! - **interface** `I` → a servant trait `IServant`, a dispatcher `i_dispatch`, a
+//!   `Dispatch` wrapper `IServer<S>` and a client `IProxy`; see [`iface`] for their
+//!   shape.
+//!
+//! Types map as the codec documents ([`crate::codec`]): `vector<byte>` is
+//! [`crate::codec::Bytes`], maps are `BTreeMap`, `unsigned int` is `u32`, and so on.
+//! Field, function and parameter names become snake case (`sServantName` →
+//! `s_servant_name`); Rust keywords become raw identifiers (`r#type`).
+//!
+//! # Use
+//!
+//! From `build.rs` (with `tarsfork-tars` as a build dependency):
+//!
+//! ```no_run
+//! let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
+//! tarsfork_tars::gen::generate_files(&["idl/Hello.tars"], &out)?;
+//! println!("cargo:rerun-if-changed=idl/Hello.tars");
+//! # Ok::<(), tarsfork_tars::gen::GenError>(())
+//! ```
+//!
+//! or from the shell: `tars2rs idl/Hello.tars -o src/generated`. The checked-in
+//! framework interfaces (`crate::framework`) are made with `--runtime-path crate`.
 
 pub mod iface;
 mod names;

@@ -79,12 +79,12 @@ fn main() {
     let rss: Vec<u64> = fg
         .pids("worker")
         .iter()
-        .filter_map(|p| status_kib(*p, "VmRSS:"))
+        .filter_map(|p| proc_kib(*p, "status", "VmRSS:"))
         .collect();
     let pss: Vec<u64> = fg
         .pids("worker")
         .iter()
-        .filter_map(|p| rollup_kib(*p, "Pss:"))
+        .filter_map(|p| proc_kib(*p, "smaps_rollup", "Pss:"))
         .collect();
     println!(
         "BENCH worker_rss_kib={} worker_pss_kib={}",
@@ -94,18 +94,9 @@ fn main() {
     drop(fg);
 }
 
-fn status_kib(pid: i32, key: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-fn rollup_kib(pid: i32, key: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+/// A `Key:  N kB` figure from a /proc file of `pid` (`status`, `smaps_rollup`).
+fn proc_kib(pid: i32, file: &str, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
     s.lines()
         .find(|l| l.starts_with(key))?
         .split_whitespace()

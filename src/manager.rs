@@ -15,7 +15,7 @@ use crate::sys::{self, ExitStatus};
 use crate::{log, task, worker, EXIT_BOOT_ERROR};
 
 /// A process that dies sooner than this after its start counts as a crash-loop failure.
-const MIN_UPTIME_MS: i64 = 1000;
+pub(crate) const MIN_UPTIME_MS: i64 = 1000;
 /// First backoff delay; doubles per consecutive early death.
 const BACKOFF_START_MS: i64 = 100;
 /// Backoff cap.
@@ -298,7 +298,7 @@ impl Manager<'_> {
             let entry = self.backoff.entry(p.id).or_default();
             if uptime < MIN_UPTIME_MS {
                 entry.failures += 1;
-                let delay = (BACKOFF_START_MS << (entry.failures - 1).min(16)).min(BACKOFF_MAX_MS);
+                let delay = backoff_delay(entry.failures);
                 entry.until_ms = now + delay;
                 log::error(&format!(
                     "{what} died after {uptime} ms with {status}; respawning in {delay} ms (crash-loop backoff, failure {})",
@@ -502,8 +502,7 @@ impl Manager<'_> {
                 log::error(&e.to_string());
                 let entry = self.backoff.entry(id).or_default();
                 entry.failures += 1;
-                entry.until_ms =
-                    now + (BACKOFF_START_MS << (entry.failures - 1).min(16)).min(BACKOFF_MAX_MS);
+                entry.until_ms = now + backoff_delay(entry.failures);
             }
         }
     }
@@ -522,6 +521,12 @@ fn child_main(shared: &mut Shared, service: &Service, boot: &ChildBoot, manager_
     }
 }
 
+/// The crash-loop delay after `failures` consecutive early deaths (≥ 1): 100 ms
+/// doubling, capped at 10 s.
+pub(crate) fn backoff_delay(failures: u32) -> i64 {
+    (BACKOFF_START_MS << failures.saturating_sub(1).min(16)).min(BACKOFF_MAX_MS)
+}
+
 fn row_of(rows: &[ProcRow], pid: i32) -> Option<&ProcRow> {
     rows.iter().find(|r| r.pid == pid)
 }
@@ -532,5 +537,20 @@ fn role_word(role: Role) -> &'static str {
         Role::Task => "task worker",
         Role::Manager => "manager",
         Role::Master => "master",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_delay;
+
+    #[test]
+    fn backoff_doubles_from_100_ms_to_a_10_s_cap() {
+        let delays: Vec<i64> = (1..=9).map(backoff_delay).collect();
+        assert_eq!(
+            delays,
+            [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
+        );
+        assert_eq!(backoff_delay(1000), 10_000);
     }
 }

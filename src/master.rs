@@ -281,11 +281,15 @@ fn supervise(
                 return Err(Error::Boot(msg));
             }
             let uptime = now - manager_started;
-            failures = if uptime < 1000 { failures + 1 } else { 0 };
+            failures = if uptime < manager::MIN_UPTIME_MS {
+                failures + 1
+            } else {
+                0
+            };
             let delay = if failures == 0 {
                 0
             } else {
-                (100i64 << (failures - 1).min(16)).min(10_000)
+                manager::backoff_delay(failures)
             };
             log::error(&format!(
                 "manager process died with {status}; re-forking it in {delay} ms (its workers drain and exit)"

@@ -300,3 +300,28 @@ fn stop_escalates_to_kill_after_its_timeout() {
         tree.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn only_the_master_holds_the_pid_file_open() {
+    let s = Server::new(Opts::default());
+    let master = s.start();
+    let pid_file = std::fs::canonicalize(s.pid_file()).unwrap();
+    let holders: Vec<i32> = s
+        .procs()
+        .iter()
+        .map(|p| p.0)
+        .filter(|p| *p > 0)
+        .filter(|p| {
+            std::fs::read_dir(format!("/proc/{p}/fd"))
+                .unwrap()
+                .flatten()
+                .any(|fd| std::fs::read_link(fd.path()).ok().as_deref() == Some(pid_file.as_path()))
+        })
+        .collect();
+    assert_eq!(
+        holders,
+        vec![master],
+        "children must close the lock's descriptor"
+    );
+    assert!(s.cmd(&["stop"]).status.success());
+}

@@ -173,7 +173,9 @@ impl crate::codec::TarsStruct for ConfigInfo {
         w.write(5, &self.setdivision);
     }
 
-    fn decode_fields(r: &mut crate::codec::TarsReader<'_>) -> Result<Self, crate::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut crate::codec::TarsReader<'_>,
+    ) -> Result<Self, crate::codec::DecodeError> {
         let f_0: String = r.read_required(0)?;
         let f_1: String = r.read_required(1)?;
         let f_2: String = r.read_required(2)?;
@@ -373,10 +375,7 @@ impl ConfigFProxy {
         tars_args.put(1, "app", app);
         tars_args.put(2, "server", server);
         let tars_reply = self.proxy.invoke("ListConfig", tars_args)?;
-        Ok((
-            tars_reply.get(0, "")?,
-            tars_reply.get(3, "vf")?,
-        ))
+        Ok((tars_reply.get(0, "")?, tars_reply.get(3, "vf")?))
     }
 
     /// `int ListConfig(string app, string server, out vector<string> vf)` as a oneway call: no reply, no results.
@@ -403,10 +402,7 @@ impl ConfigFProxy {
         tars_args.put(2, "server", server);
         tars_args.put(3, "filename", filename);
         let tars_reply = self.proxy.invoke("loadConfig", tars_args)?;
-        Ok((
-            tars_reply.get(0, "")?,
-            tars_reply.get(4, "config")?,
-        ))
+        Ok((tars_reply.get(0, "")?, tars_reply.get(4, "config")?))
     }
 
     /// `int loadConfig(string app, string server, string filename, out string config)` as a oneway call: no reply, no results.
@@ -435,10 +431,7 @@ impl ConfigFProxy {
         tars_args.put(2, "filename", filename);
         tars_args.put(3, "host", host);
         let tars_reply = self.proxy.invoke("loadConfigByHost", tars_args)?;
-        Ok((
-            tars_reply.get(0, "")?,
-            tars_reply.get(4, "config")?,
-        ))
+        Ok((tars_reply.get(0, "")?, tars_reply.get(4, "config")?))
     }
 
     /// `int loadConfigByHost(string appServerName, string filename, string host, out string config)` as a oneway call: no reply, no results.
@@ -467,10 +460,7 @@ impl ConfigFProxy {
         tars_args.put(2, "filename", filename);
         tars_args.put(3, "host", host);
         let tars_reply = self.proxy.invoke("checkConfig", tars_args)?;
-        Ok((
-            tars_reply.get(0, "")?,
-            tars_reply.get(4, "result")?,
-        ))
+        Ok((tars_reply.get(0, "")?, tars_reply.get(4, "result")?))
     }
 
     /// `int checkConfig(string appServerName, string filename, string host, out string result)` as a oneway call: no reply, no results.
@@ -495,10 +485,7 @@ impl ConfigFProxy {
         let mut tars_args = self.proxy.args();
         tars_args.put(1, "configInfo", config_info);
         let tars_reply = self.proxy.invoke("ListConfigByInfo", tars_args)?;
-        Ok((
-            tars_reply.get(0, "")?,
-            tars_reply.get(2, "vf")?,
-        ))
+        Ok((tars_reply.get(0, "")?, tars_reply.get(2, "vf")?))
     }
 
     /// `int ListConfigByInfo(ConfigInfo configInfo, out vector<string> vf)` as a oneway call: no reply, no results.
@@ -519,10 +506,7 @@ impl ConfigFProxy {
         let mut tars_args = self.proxy.args();
         tars_args.put(1, "configInfo", config_info);
         let tars_reply = self.proxy.invoke("loadConfigByInfo", tars_args)?;
-        Ok((
-            tars_reply.get(0, "")?,
-            tars_reply.get(2, "config")?,
-        ))
+        Ok((tars_reply.get(0, "")?, tars_reply.get(2, "config")?))
     }
 
     /// `int loadConfigByInfo(ConfigInfo configInfo, out string config)` as a oneway call: no reply, no results.
@@ -543,10 +527,7 @@ impl ConfigFProxy {
         let mut tars_args = self.proxy.args();
         tars_args.put(1, "configInfo", config_info);
         let tars_reply = self.proxy.invoke("checkConfigByInfo", tars_args)?;
-        Ok((
-            tars_reply.get(0, "")?,
-            tars_reply.get(2, "result")?,
-        ))
+        Ok((tars_reply.get(0, "")?, tars_reply.get(2, "result")?))
     }
 
     /// `int checkConfigByInfo(ConfigInfo configInfo, out string result)` as a oneway call: no reply, no results.
@@ -621,7 +602,9 @@ impl crate::codec::TarsStruct for LogInfo {
         w.write(10, &self.s_log_type);
     }
 
-    fn decode_fields(r: &mut crate::codec::TarsReader<'_>) -> Result<Self, crate::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut crate::codec::TarsReader<'_>,
+    ) -> Result<Self, crate::codec::DecodeError> {
         let f_0: String = r.read_required(0)?;
         let f_1: String = r.read_required(1)?;
         let f_2: String = r.read_required(2)?;
@@ -845,7 +828,8 @@ impl PartialOrd for StatPropMsgHead {
 /// Ordered by `key[StatPropMsgHead, moduleName, ip, propertyName, setName, setArea, setID]`, then by the other fields.
 impl Ord for StatPropMsgHead {
     fn cmp(&self, other: &Self) -> ::std::cmp::Ordering {
-        self.module_name.cmp(&other.module_name)
+        self.module_name
+            .cmp(&other.module_name)
             .then_with(|| self.ip.cmp(&other.ip))
             .then_with(|| self.property_name.cmp(&other.property_name))
             .then_with(|| self.set_name.cmp(&other.set_name))
@@ -868,7 +852,9 @@ impl crate::codec::TarsStruct for StatPropMsgHead {
         w.write(7, &self.i_property_ver);
     }
 
-    fn decode_fields(r: &mut crate::codec::TarsReader<'_>) -> Result<Self, crate::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut crate::codec::TarsReader<'_>,
+    ) -> Result<Self, crate::codec::DecodeError> {
         let f_0: String = r.read_required(0)?;
         let f_1: String = r.read_required(1)?;
         let f_2: String = r.read_required(2)?;
@@ -905,7 +891,9 @@ impl crate::codec::TarsStruct for StatPropInfo {
         w.write(1, &self.value);
     }
 
-    fn decode_fields(r: &mut crate::codec::TarsReader<'_>) -> Result<Self, crate::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut crate::codec::TarsReader<'_>,
+    ) -> Result<Self, crate::codec::DecodeError> {
         let f_0: String = r.read_required(0)?;
         let f_1: String = r.read_required(1)?;
         Ok(Self {
@@ -927,11 +915,11 @@ impl crate::codec::TarsStruct for StatPropMsgBody {
         w.write(0, &self.v_info);
     }
 
-    fn decode_fields(r: &mut crate::codec::TarsReader<'_>) -> Result<Self, crate::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut crate::codec::TarsReader<'_>,
+    ) -> Result<Self, crate::codec::DecodeError> {
         let f_0: Vec<StatPropInfo> = r.read_required(0)?;
-        Ok(Self {
-            v_info: f_0,
-        })
+        Ok(Self { v_info: f_0 })
     }
 }
 
@@ -958,7 +946,8 @@ pub fn property_f_dispatch<S: PropertyFServant + ?Sized>(
     };
     let outcome = match request.func_name.as_str() {
         "reportPropMsg" => tars_call.run(|tars_call| {
-            let a1: ::std::collections::BTreeMap<StatPropMsgHead, StatPropMsgBody> = tars_call.arg(1, "statmsg")?;
+            let a1: ::std::collections::BTreeMap<StatPropMsgHead, StatPropMsgBody> =
+                tars_call.arg(1, "statmsg")?;
             let ret = servant.report_prop_msg(&tars_call.current(), &a1)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
@@ -1066,7 +1055,8 @@ impl PartialOrd for EndpointF {
 /// Ordered by `key[EndpointF, host, port, timeout, istcp, grid, qos, weight, weightType, authType]`, then by the other fields.
 impl Ord for EndpointF {
     fn cmp(&self, other: &Self) -> ::std::cmp::Ordering {
-        self.host.cmp(&other.host)
+        self.host
+            .cmp(&other.host)
             .then_with(|| self.port.cmp(&other.port))
             .then_with(|| self.timeout.cmp(&other.timeout))
             .then_with(|| self.istcp.cmp(&other.istcp))
@@ -1101,7 +1091,9 @@ impl crate::codec::TarsStruct for EndpointF {
         w.write(14, &self.node_name);
     }
 
-    fn decode_fields(r: &mut crate::codec::TarsReader<'_>) -> Result<Self, crate::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut crate::codec::TarsReader<'_>,
+    ) -> Result<Self, crate::codec::DecodeError> {
         let f_0: String = r.read_required(0)?;
         let f_1: i32 = r.read_required(1)?;
         let f_2: i32 = r.read_required(2)?;
@@ -1231,11 +1223,8 @@ pub fn query_f_dispatch<S: QueryFServant + ?Sized>(
         "findObjectByIdInSameStation" => tars_call.run(|tars_call| {
             let a1: String = tars_call.arg(1, "id")?;
             let a2: String = tars_call.arg(2, "sStation")?;
-            let (
-                ret,
-                o3,
-                o4,
-            ) = servant.find_object_by_id_in_same_station(&tars_call.current(), &a1, &a2)?;
+            let (ret, o3, o4) =
+                servant.find_object_by_id_in_same_station(&tars_call.current(), &a1, &a2)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
             tars_reply.put(3, "activeEp", &o3);
@@ -1245,11 +1234,8 @@ pub fn query_f_dispatch<S: QueryFServant + ?Sized>(
         "findObjectByIdInSameSet" => tars_call.run(|tars_call| {
             let a1: String = tars_call.arg(1, "id")?;
             let a2: String = tars_call.arg(2, "setId")?;
-            let (
-                ret,
-                o3,
-                o4,
-            ) = servant.find_object_by_id_in_same_set(&tars_call.current(), &a1, &a2)?;
+            let (ret, o3, o4) =
+                servant.find_object_by_id_in_same_set(&tars_call.current(), &a1, &a2)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
             tars_reply.put(3, "activeEp", &o3);
@@ -1467,7 +1453,9 @@ impl crate::codec::TarsStruct for ServerInfo {
         w.write(3, &self.adapter);
     }
 
-    fn decode_fields(r: &mut crate::codec::TarsReader<'_>) -> Result<Self, crate::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut crate::codec::TarsReader<'_>,
+    ) -> Result<Self, crate::codec::DecodeError> {
         let f_0: String = r.read_required(0)?;
         let f_1: String = r.read_required(1)?;
         let f_2: i32 = r.read_required(2)?;
@@ -1710,7 +1698,8 @@ impl PartialOrd for StatMicMsgHead {
 /// Ordered by `key[StatMicMsgHead, masterName, slaveName, interfaceName, masterIp, slaveIp, slavePort, returnValue, slaveSetName, slaveSetArea, slaveSetID, tarsVersion]`, then by the other fields.
 impl Ord for StatMicMsgHead {
     fn cmp(&self, other: &Self) -> ::std::cmp::Ordering {
-        self.master_name.cmp(&other.master_name)
+        self.master_name
+            .cmp(&other.master_name)
             .then_with(|| self.slave_name.cmp(&other.slave_name))
             .then_with(|| self.interface_name.cmp(&other.interface_name))
             .then_with(|| self.master_ip.cmp(&other.master_ip))
@@ -1739,7 +1728,9 @@ impl crate::codec::TarsStruct for StatMicMsgHead {
         w.write(10, &self.tars_version);
     }
 
-    fn decode_fields(r: &mut crate::codec::TarsReader<'_>) -> Result<Self, crate::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut crate::codec::TarsReader<'_>,
+    ) -> Result<Self, crate::codec::DecodeError> {
         let f_0: String = r.read_required(0)?;
         let f_1: String = r.read_required(1)?;
         let f_2: String = r.read_required(2)?;
@@ -1797,7 +1788,9 @@ impl crate::codec::TarsStruct for StatMicMsgBody {
         w.write(6, &self.min_rsp_time);
     }
 
-    fn decode_fields(r: &mut crate::codec::TarsReader<'_>) -> Result<Self, crate::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut crate::codec::TarsReader<'_>,
+    ) -> Result<Self, crate::codec::DecodeError> {
         let f_0: i32 = r.read_required(0)?;
         let f_1: i32 = r.read_required(1)?;
         let f_2: i32 = r.read_required(2)?;
@@ -1853,7 +1846,9 @@ impl crate::codec::TarsStruct for StatSampleMsg {
         w.write(8, &self.parent_width);
     }
 
-    fn decode_fields(r: &mut crate::codec::TarsReader<'_>) -> Result<Self, crate::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut crate::codec::TarsReader<'_>,
+    ) -> Result<Self, crate::codec::DecodeError> {
         let f_0: String = r.read_required(0)?;
         let f_1: String = r.read_required(1)?;
         let f_2: String = r.read_required(2)?;
@@ -1889,11 +1884,11 @@ impl crate::codec::TarsStruct for ProxyInfo {
         w.write(0, &self.b_from_client);
     }
 
-    fn decode_fields(r: &mut crate::codec::TarsReader<'_>) -> Result<Self, crate::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut crate::codec::TarsReader<'_>,
+    ) -> Result<Self, crate::codec::DecodeError> {
         let f_0: bool = r.read_required(0)?;
-        Ok(Self {
-            b_from_client: f_0,
-        })
+        Ok(Self { b_from_client: f_0 })
     }
 }
 
@@ -1928,7 +1923,8 @@ pub fn stat_f_dispatch<S: StatFServant + ?Sized>(
     };
     let outcome = match request.func_name.as_str() {
         "reportMicMsg" => tars_call.run(|tars_call| {
-            let a1: ::std::collections::BTreeMap<StatMicMsgHead, StatMicMsgBody> = tars_call.arg(1, "msg")?;
+            let a1: ::std::collections::BTreeMap<StatMicMsgHead, StatMicMsgBody> =
+                tars_call.arg(1, "msg")?;
             let a2: bool = tars_call.arg(2, "bFromClient")?;
             let ret = servant.report_mic_msg(&tars_call.current(), &a1, a2)?;
             let mut tars_reply = tars_call.results();

@@ -220,9 +220,10 @@ impl Gen<'_> {
                     }
                     let tag = Self::tag(file, f, n)?;
                     let ty = self.rust_type(&p.ty);
-                    self.line(
+                    self.let_line(
                         3,
-                        &format!("let a{tag}: {ty} = tars_call.arg({tag}, {:?})?;", p.name),
+                        &format!("a{tag}: {ty}"),
+                        &format!("tars_call.arg({tag}, {:?})?", p.name),
                     );
                     call_args.push(if Self::by_value(&p.ty) {
                         format!("a{tag}")
@@ -265,7 +266,7 @@ impl Gen<'_> {
                     self.line(3, &format!("{call};"));
                     self.line(3, "Ok(tars_call.results())");
                 } else {
-                    self.long_line(3, &format!("let {pattern} = {call};"));
+                    self.let_line(3, &pattern, &call);
                     self.line(3, "let mut tars_reply = tars_call.results();");
                     for (t, var, n) in &results {
                         self.line(3, &format!("tars_reply.put({t}, {n:?}, &{var});"));
@@ -296,7 +297,7 @@ impl Gen<'_> {
             0,
             &format!("impl<S: {name}Servant> {rt}::Dispatch for {name}Server<S> {{"),
         );
-        self.line(
+        self.long_line(
             1,
             &format!("fn dispatch(&mut self, request: &{packet}::RequestPacket) -> {rt}::Reply {{"),
         );
@@ -436,6 +437,10 @@ impl Gen<'_> {
                     match gets.len() {
                         0 => self.line(2, "Ok(())"),
                         1 => self.line(2, &gets[0].replace(")?", ")")),
+                        // One line when rustfmt would keep it on one (its call width is 60).
+                        _ if gets.join(", ").len() + 2 <= 60 => {
+                            self.line(2, &format!("Ok(({}))", gets.join(", ")));
+                        }
                         _ => {
                             self.line(2, "Ok((");
                             for g in &gets {
@@ -454,7 +459,18 @@ impl Gen<'_> {
 
     /// Writes a line, breaking a long `fn` signature's arguments onto their own lines
     /// the way rustfmt would.
-    fn long_line(&mut self, indent: usize, text: &str) {
+    /// Writes `let lhs = rhs;`, breaking after `=` when too long, as rustfmt does.
+    fn let_line(&mut self, indent: usize, lhs: &str, rhs: &str) {
+        let one = format!("let {lhs} = {rhs};");
+        if one.len() + indent * 4 <= 100 {
+            self.line(indent, &one);
+        } else {
+            self.line(indent, &format!("let {lhs} ="));
+            self.line(indent + 1, &format!("{rhs};"));
+        }
+    }
+
+    pub(crate) fn long_line(&mut self, indent: usize, text: &str) {
         if text.len() + indent * 4 <= 100 {
             self.line(indent, text);
             return;

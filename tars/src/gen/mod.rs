@@ -437,12 +437,27 @@ impl Gen<'_> {
             );
             self.line(0, &format!("impl Ord for {name} {{"));
             self.line(1, "fn cmp(&self, other: &Self) -> ::std::cmp::Ordering {");
-            for (i, f) in order.iter().enumerate() {
-                let n = snake_ident(f);
-                if i == 0 {
-                    self.line(2, &format!("self.{n}.cmp(&other.{n})"));
-                } else {
-                    self.line(3, &format!(".then_with(|| self.{n}.cmp(&other.{n}))"));
+            let parts: Vec<String> = order
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let n = snake_ident(f);
+                    if i == 0 {
+                        format!("self.{n}.cmp(&other.{n})")
+                    } else {
+                        format!(".then_with(|| self.{n}.cmp(&other.{n}))")
+                    }
+                })
+                .collect();
+            // rustfmt keeps a chain on one line up to 60 columns, else one call a line.
+            if parts.concat().len() <= 60 || parts.len() == 1 {
+                self.line(2, &parts.concat());
+            } else {
+                let first = snake_ident(order[0]);
+                self.line(2, &format!("self.{first}"));
+                self.line(3, &format!(".cmp(&other.{first})"));
+                for p in &parts[1..] {
+                    self.line(3, p);
                 }
             }
             if order.is_empty() {
@@ -470,7 +485,7 @@ impl Gen<'_> {
         self.line(1, "}");
         self.out.push('\n');
         let r = if s.fields.is_empty() { "_r" } else { "r" };
-        self.line(
+        self.long_line(
             1,
             &format!("fn decode_fields({r}: &mut {codec}::TarsReader<'_>) -> Result<Self, {codec}::DecodeError> {{"),
         );
@@ -500,11 +515,23 @@ impl Gen<'_> {
             let ty = self.rust_type(&f.ty);
             self.line(2, &format!("let {n}: {ty} = {read};"));
         }
-        self.line(2, "Ok(Self {");
-        for f in &s.fields {
-            self.line(3, &format!("{}: f_{},", snake_ident(&f.name), f.tag));
+        let inits: Vec<String> = s
+            .fields
+            .iter()
+            .map(|f| format!("{}: f_{}", snake_ident(&f.name), f.tag))
+            .collect();
+        // rustfmt keeps a struct literal on one line up to 18 columns of fields.
+        if inits.is_empty() {
+            self.line(2, "Ok(Self {})");
+        } else if inits.join(", ").len() <= 18 {
+            self.line(2, &format!("Ok(Self {{ {} }})", inits.join(", ")));
+        } else {
+            self.line(2, "Ok(Self {");
+            for i in &inits {
+                self.line(3, &format!("{i},"));
+            }
+            self.line(2, "})");
         }
-        self.line(2, "})");
         self.line(1, "}");
         self.line(0, "}");
         Ok(())

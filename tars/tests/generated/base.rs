@@ -73,12 +73,11 @@ impl ::tarsfork_tars::codec::TarsStruct for Point {
         w.write(1, &self.y);
     }
 
-    fn decode_fields(r: &mut ::tarsfork_tars::codec::TarsReader<'_>) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut ::tarsfork_tars::codec::TarsReader<'_>,
+    ) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
         let f_0: i32 = r.read_required(0)?;
         let f_1: i32 = r.read_required(1)?;
-        Ok(Self {
-            x: f_0,
-            y: f_1,
-        })
+        Ok(Self { x: f_0, y: f_1 })
     }
 }

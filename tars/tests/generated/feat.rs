@@ -178,7 +178,9 @@ impl ::tarsfork_tars::codec::TarsStruct for Everything {
         w.write(255, &self.bytes2);
     }
 
-    fn decode_fields(r: &mut ::tarsfork_tars::codec::TarsReader<'_>) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut ::tarsfork_tars::codec::TarsReader<'_>,
+    ) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
         let f_0: bool = r.read_required(0)?;
         let f_1: i8 = r.read_optional(1)?.unwrap_or(-5);
         let f_2: i16 = r.read_optional(2)?.unwrap_or(300);
@@ -249,7 +251,9 @@ impl ::tarsfork_tars::codec::TarsStruct for Floaty {
         w.write(2, &self.children);
     }
 
-    fn decode_fields(r: &mut ::tarsfork_tars::codec::TarsReader<'_>) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut ::tarsfork_tars::codec::TarsReader<'_>,
+    ) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
         let f_0: f32 = r.read_required(0)?;
         let f_1: f64 = r.read_optional(1)?.unwrap_or_default();
         let f_2: Vec<Floaty> = r.read_optional(2)?.unwrap_or_default();
@@ -276,7 +280,9 @@ impl ::tarsfork_tars::codec::TarsStruct for Tree {
         w.write(1, &self.weight);
     }
 
-    fn decode_fields(r: &mut ::tarsfork_tars::codec::TarsReader<'_>) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut ::tarsfork_tars::codec::TarsReader<'_>,
+    ) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
         let f_0: Vec<Leaf> = r.read_optional(0)?.unwrap_or_default();
         let f_1: f64 = r.read_optional(1)?.unwrap_or_default();
         Ok(Self {
@@ -298,11 +304,11 @@ impl ::tarsfork_tars::codec::TarsStruct for Leaf {
         w.write(0, &self.sub);
     }
 
-    fn decode_fields(r: &mut ::tarsfork_tars::codec::TarsReader<'_>) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut ::tarsfork_tars::codec::TarsReader<'_>,
+    ) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
         let f_0: Vec<Tree> = r.read_optional(0)?.unwrap_or_default();
-        Ok(Self {
-            sub: f_0,
-        })
+        Ok(Self { sub: f_0 })
     }
 }
 
@@ -326,7 +332,8 @@ impl PartialOrd for Keyed {
 /// Ordered by `key[Keyed, rank, name]`, then by the other fields.
 impl Ord for Keyed {
     fn cmp(&self, other: &Self) -> ::std::cmp::Ordering {
-        self.rank.cmp(&other.rank)
+        self.rank
+            .cmp(&other.rank)
             .then_with(|| self.name.cmp(&other.name))
             .then_with(|| self.note.cmp(&other.note))
     }
@@ -339,7 +346,9 @@ impl ::tarsfork_tars::codec::TarsStruct for Keyed {
         w.write(2, &self.note);
     }
 
-    fn decode_fields(r: &mut ::tarsfork_tars::codec::TarsReader<'_>) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut ::tarsfork_tars::codec::TarsReader<'_>,
+    ) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
         let f_0: String = r.read_required(0)?;
         let f_1: i32 = r.read_required(1)?;
         let f_2: String = r.read_optional(2)?.unwrap_or_default();
@@ -360,9 +369,10 @@ impl ::tarsfork_tars::codec::TarsStruct for Empty {
     fn encode_fields(&self, _w: &mut ::tarsfork_tars::codec::TarsWriter) {
     }
 
-    fn decode_fields(_r: &mut ::tarsfork_tars::codec::TarsReader<'_>) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
-        Ok(Self {
-        })
+    fn decode_fields(
+        _r: &mut ::tarsfork_tars::codec::TarsReader<'_>,
+    ) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
+        Ok(Self {})
     }
 }
 
@@ -452,7 +462,10 @@ pub fn features_dispatch<S: FeaturesServant + ?Sized>(
 pub struct FeaturesServer<S>(pub S);
 
 impl<S: FeaturesServant> ::tarsfork_tars::proxy::Dispatch for FeaturesServer<S> {
-    fn dispatch(&mut self, request: &::tarsfork_tars::packet::RequestPacket) -> ::tarsfork_tars::proxy::Reply {
+    fn dispatch(
+        &mut self,
+        request: &::tarsfork_tars::packet::RequestPacket,
+    ) -> ::tarsfork_tars::proxy::Reply {
         features_dispatch(&mut self.0, request)
     }
 }
@@ -501,10 +514,7 @@ impl FeaturesProxy {
         let mut tars_args = self.proxy.args();
         tars_args.put(1, "level", &level);
         let tars_reply = self.proxy.invoke("echoLevel", tars_args)?;
-        Ok((
-            tars_reply.get(0, "")?,
-            tars_reply.get(2, "shape")?,
-        ))
+        Ok((tars_reply.get(0, "")?, tars_reply.get(2, "shape")?))
     }
 
     /// `Level echoLevel(Level level, out Base::Shape shape)` as a oneway call: no reply, no results.
@@ -527,10 +537,7 @@ impl FeaturesProxy {
         tars_args.put(1, "data", data);
         tars_args.put(3, "counts", counts);
         let tars_reply = self.proxy.invoke("swap", tars_args)?;
-        Ok((
-            tars_reply.get(0, "")?,
-            tars_reply.get(2, "all")?,
-        ))
+        Ok((tars_reply.get(0, "")?, tars_reply.get(2, "all")?))
     }
 
     /// `vector<byte> swap(vector<byte> data, out Everything all, map<Keyed, int> counts)` as a oneway call: no reply, no results.
@@ -557,10 +564,7 @@ impl FeaturesProxy {
         tars_args.put(2, "extra", &extra);
         tars_args.put(3, "negate", &negate);
         let tars_reply = self.proxy.invoke("sum", tars_args)?;
-        Ok((
-            tars_reply.get(0, "")?,
-            tars_reply.get(4, "total")?,
-        ))
+        Ok((tars_reply.get(0, "")?, tars_reply.get(4, "total")?))
     }
 
     /// `int sum(vector<int> values, unsigned short extra, bool negate, out long total)` as a oneway call: no reply, no results.

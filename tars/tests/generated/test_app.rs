@@ -30,7 +30,9 @@ impl ::tarsfork_tars::codec::TarsStruct for HelloReq {
         w.write(2, &self.lucky);
     }
 
-    fn decode_fields(r: &mut ::tarsfork_tars::codec::TarsReader<'_>) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
+    fn decode_fields(
+        r: &mut ::tarsfork_tars::codec::TarsReader<'_>,
+    ) -> Result<Self, ::tarsfork_tars::codec::DecodeError> {
         let f_0: String = r.read_required(0)?;
         let f_1: i32 = r.read_optional(1)?.unwrap_or(1);
         let f_2: Vec<i32> = r.read_optional(2)?.unwrap_or_default();
@@ -98,7 +100,10 @@ pub fn hello_dispatch<S: HelloServant + ?Sized>(
 pub struct HelloServer<S>(pub S);
 
 impl<S: HelloServant> ::tarsfork_tars::proxy::Dispatch for HelloServer<S> {
-    fn dispatch(&mut self, request: &::tarsfork_tars::packet::RequestPacket) -> ::tarsfork_tars::proxy::Reply {
+    fn dispatch(
+        &mut self,
+        request: &::tarsfork_tars::packet::RequestPacket,
+    ) -> ::tarsfork_tars::proxy::Reply {
         hello_dispatch(&mut self.0, request)
     }
 }
@@ -134,10 +139,7 @@ impl HelloProxy {
         let mut tars_args = self.proxy.args();
         tars_args.put(1, "sIn", s_in);
         let tars_reply = self.proxy.invoke("testHello", tars_args)?;
-        Ok((
-            tars_reply.get(0, "")?,
-            tars_reply.get(2, "sOut")?,
-        ))
+        Ok((tars_reply.get(0, "")?, tars_reply.get(2, "sOut")?))
     }
 
     /// `int testHello(string sIn, out string sOut)` as a oneway call: no reply, no results.

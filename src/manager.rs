@@ -70,6 +70,8 @@ struct Manager<'a> {
     /// After a clock gap, ages are counted from here, not from stamps made before it.
     resumed_ms: i64,
     exit_code: i32,
+    /// Adapter names, to release a reaped worker's connections.
+    adapter_names: Vec<String>,
 }
 
 /// Runs the manager; never returns.
@@ -124,7 +126,15 @@ fn manage(shared: &mut Shared, service: &Service) -> std::io::Result<i32> {
         last_turn_ms: now,
         resumed_ms: 0,
         exit_code: 0,
+        adapter_names: Vec::new(),
     };
+    mgr.adapter_names = mgr
+        .shared
+        .settings
+        .adapters
+        .iter()
+        .map(|a| a.name.clone())
+        .collect();
     let master_fd = mgr.shared.master_alive_fd();
     loop {
         let ready = sys::poll_readable(
@@ -272,6 +282,9 @@ impl Manager<'_> {
                 }
             };
             self.shared.scoreboard.remove(pid);
+            self.shared
+                .scoreboard
+                .release_connections(pid, &self.adapter_names);
             let Some(pos) = self.procs.iter().position(|p| p.pid == pid) else {
                 continue;
             };

@@ -216,6 +216,12 @@ fn supervise(
     let mut phase = MasterPhase::Starting;
     let exit_code = 0;
     let ready_by = sys::monotonic_ms() + shared.settings.activating_timeout.as_millis() as i64;
+    let adapter_names: Vec<String> = shared
+        .settings
+        .adapters
+        .iter()
+        .map(|a| a.name.clone())
+        .collect();
     loop {
         let ready = sys::poll_readable(&[wake.fd()], Some(Duration::from_millis(10)))
             .map_err(|e| Error::io("poll", e))?;
@@ -267,6 +273,7 @@ fn supervise(
         // Reap: the manager, or orphaned workers of a dead manager re-parented to us.
         while let Ok(Some((pid, status))) = sys::reap_any() {
             shared.scoreboard.remove(pid);
+            shared.scoreboard.release_connections(pid, &adapter_names);
             if pid != manager_pid {
                 continue;
             }

@@ -219,6 +219,10 @@ fn proc_key(pid: i32) -> String {
     format!("p{pid}")
 }
 
+fn share_key(adapter: &str, pid: i32) -> String {
+    format!("{adapter}#{pid}")
+}
+
 fn backoff_key(id: u32) -> String {
     format!("b{id}")
 }
@@ -230,7 +234,8 @@ impl Scoreboard {
         let adapters = Table::create(
             &dir.join(ADAPTERS_TABLE),
             &adapters_schema()?,
-            adapters.max(1) * 2,
+            // One total per adapter plus one share per adapter and process.
+            adapters.max(1) * (max_procs + 1),
         )
         .map_err(shm_err)?;
         Ok(Scoreboard { table, adapters })
@@ -313,18 +318,39 @@ impl Scoreboard {
         let _ = self.table.del(backoff_key(id).as_bytes());
     }
 
-    /// The connection counter of adapter `name` (created on first use).
-    pub fn adapter_conns(&self, name: &str) -> Result<Cell, Error> {
-        if !self.adapters.exists(name.as_bytes()).map_err(shm_err)? {
-            self.adapters
-                .incr(name.as_bytes(), "connections", 0)
-                .map_err(shm_err)?;
+    /// The connection counters of adapter `name` for the calling process: the adapter's
+    /// total (what `maxconns` limits) and this process's share of it, which the manager
+    /// takes back out of the total when it reaps the process (a worker killed with open
+    /// connections must not leak them into the count).
+    pub fn adapter_conns(&self, name: &str) -> Result<(Cell, Cell), Error> {
+        let total = self.counter(name.as_bytes())?;
+        let mine = self.counter(share_key(name, sys::getpid()).as_bytes())?;
+        mine.store(0);
+        Ok((total, mine))
+    }
+
+    fn counter(&self, key: &[u8]) -> Result<Cell, Error> {
+        if !self.adapters.exists(key).map_err(shm_err)? {
+            self.adapters.incr(key, "connections", 0).map_err(shm_err)?;
         }
         Ok(Cell(
             self.adapters
-                .int_cell(name.as_bytes(), "connections")
+                .int_cell(key, "connections")
                 .map_err(shm_err)?,
         ))
+    }
+
+    /// A reaped process's connections leave the adapters' totals.
+    pub fn release_connections(&self, pid: i32, adapters: &[String]) {
+        for name in adapters {
+            let key = share_key(name, pid);
+            if let Ok(Some(left)) = self.adapters.load_int(key.as_bytes(), "connections") {
+                if left != 0 {
+                    let _ = self.adapters.incr(name.as_bytes(), "connections", -left);
+                }
+                let _ = self.adapters.del(key.as_bytes());
+            }
+        }
     }
 
     /// Every row, processes and backoff entries.
@@ -359,6 +385,9 @@ impl Scoreboard {
     pub fn adapter_connections(&self) -> Vec<(String, i64)> {
         let mut out = Vec::new();
         for row in self.adapters.iter().flatten() {
+            if row.key().contains(&b'#') {
+                continue;
+            }
             out.push((
                 String::from_utf8_lossy(row.key()).into_owned(),
                 row.int("connections").unwrap_or(0),

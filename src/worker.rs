@@ -68,7 +68,10 @@ struct Conn {
 struct Adapter {
     idle_ms: i64,
     settings: crate::settings::AdapterSettings,
+    /// Open connections of the adapter, all workers together.
     conns: crate::scoreboard::Cell,
+    /// This worker's share of them.
+    mine: crate::scoreboard::Cell,
 }
 
 struct Worker<'a> {
@@ -139,13 +142,15 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32
     let mut adapters = Vec::new();
     for (i, l) in shared.listeners.iter().enumerate() {
         let a = &shared.settings.adapters[l.adapter];
+        let (conns, mine) = shared
+            .scoreboard
+            .adapter_conns(&a.name)
+            .map_err(|e| io::Error::other(e.to_string()))?;
         adapters.push(Adapter {
+            conns,
+            mine,
             idle_ms: a.idle_timeout().as_millis() as i64,
             settings: a.clone(),
-            conns: shared
-                .scoreboard
-                .adapter_conns(&a.name)
-                .map_err(|e| io::Error::other(e.to_string()))?,
         });
         if !l.serve_http {
             continue;
@@ -349,6 +354,7 @@ impl Worker<'_> {
                 a.conns.add(-1);
                 continue;
             }
+            a.mine.add(1);
             let _ = stream.set_nodelay(true);
             let idx = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
@@ -375,6 +381,7 @@ impl Worker<'_> {
                 .is_err()
             {
                 a.conns.add(-1);
+                a.mine.add(-1);
                 self.free.push(idx);
                 continue;
             }
@@ -399,7 +406,9 @@ impl Worker<'_> {
 
     fn close(&mut self, idx: usize, mut conn: Conn) {
         let _ = self.poll.registry().deregister(&mut conn.stream);
-        self.adapters[conn.adapter].conns.add(-1);
+        let a = &self.adapters[conn.adapter];
+        a.conns.add(-1);
+        a.mine.add(-1);
         drop(conn);
         self.free.push(idx);
         self.live -= 1;

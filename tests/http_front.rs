@@ -269,3 +269,37 @@ fn timers_tick_in_workers_and_task_workers() {
     );
     assert!(s.cmd(&["stop"]).status.success());
 }
+
+#[test]
+fn connections_of_a_killed_worker_leave_the_maxconns_count() {
+    let s = Server::new(Opts {
+        workers: 1,
+        adapter_extra: vec!["maxconns=4".into()],
+        ..Opts::default()
+    });
+    s.start();
+    let victim = s.pids_of("worker")[0];
+    let mut held: Vec<TcpStream> = (0..4).map(|_| connect(s.port)).collect();
+    for c in held.iter_mut() {
+        c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        assert_eq!(read_responses(c, 1).0[0].0, 200);
+    }
+    kill(victim, libc::SIGKILL);
+    drop(held);
+    s.wait_role_up("worker", 1, Duration::from_secs(5));
+    let conns = wait_for(Duration::from_secs(3), || {
+        let n = s.status()["connections"]["TestApp.HelloServer.HttpObjAdapter"].as_i64();
+        (n == Some(0)).then_some(())
+    });
+    assert!(
+        conns.is_some(),
+        "the dead worker's 4 connections were released: {}",
+        s.status()
+    );
+    let mut again: Vec<TcpStream> = (0..4).map(|_| connect(s.port)).collect();
+    for c in again.iter_mut() {
+        c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        assert_eq!(read_responses(c, 1).0[0].0, 200, "full capacity again");
+    }
+    assert!(s.cmd(&["stop"]).status.success());
+}

@@ -19,7 +19,7 @@
 //! handler, invalidates the copied thread-local cache).
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, Once, Weak};
 
 use crate::layout::{HAZ_ENTRIES, HAZ_ENTRY_SIZE, H_HAZ_HWM};
@@ -100,7 +100,7 @@ impl Inner {
             return false;
         }
         // Only the winner of the owner CAS touches the slot word.
-        self.entry_slot(i).store(0, Ordering::SeqCst);
+        self.entry_slot(i).store(0, Ordering::Release);
         self.w(H_HAZ_HWM).fetch_max(i as u64 + 1, Ordering::AcqRel);
         true
     }
@@ -164,21 +164,29 @@ fn register_thread(inner: &Arc<Inner>) -> Option<usize> {
     Some(index)
 }
 
-/// Publishes `slot` in entry `i` (sequentially consistent: ordered before the caller's
-/// re-check of the slot's incarnation) and returns the word to clear afterwards.
+/// Publishes `slot` in entry `i` and returns the word to clear afterwards. The SeqCst
+/// fence orders the publish before the caller's re-check of the slot's incarnation;
+/// it pairs with the fences after a delete (`make_free`) and before a reuse scan
+/// (`published`): of two SeqCst fences one comes first, so either the scan sees the
+/// publish or the re-check sees the delete. (Fences rather than SeqCst accesses, so
+/// that the loom model in tests/loom_protocols.rs checks exactly this code's pattern.)
 #[inline]
 pub(crate) fn publish(inner: &Inner, i: usize, slot: usize) -> &AtomicU64 {
     let word = inner.entry_slot(i);
-    word.store(slot as u64 + 1, Ordering::SeqCst);
+    word.store(slot as u64 + 1, Ordering::Relaxed);
+    fence(Ordering::SeqCst);
     word
 }
 
 /// Whether some live writer has published `slot`. Entries of dead owners are freed on
 /// the way. Caller holds the lock and has already marked the slot free.
 pub(crate) fn published(inner: &Inner, slot: usize) -> bool {
+    // Pairs with the fence in `publish` (see there). The delete that freed `slot` ran
+    // `make_free`, whose own fence precedes this one.
+    fence(Ordering::SeqCst);
     let hwm = (inner.w(H_HAZ_HWM).load(Ordering::Acquire) as usize).min(HAZ_ENTRIES);
     for i in 0..hwm {
-        if inner.entry_slot(i).load(Ordering::SeqCst) != slot as u64 + 1 {
+        if inner.entry_slot(i).load(Ordering::Acquire) != slot as u64 + 1 {
             continue;
         }
         let owner = inner.entry_owner(i).load(Ordering::Acquire);

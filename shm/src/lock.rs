@@ -218,15 +218,17 @@ impl Inner {
         Ok(())
     }
 
-    /// Moves a slot's incarnation forward to the next free value (a multiple of 4).
-    /// Sequentially consistent: it must be ordered before a later insert's hazard scan
-    /// (see `hazard.rs`).
+    /// Moves a slot's incarnation forward to the next free value (a multiple of 4),
+    /// then a SeqCst fence: the delete must be ordered before any later insert's hazard
+    /// scan (see `hazard.rs`).
     pub(crate) fn make_free(&self, slot: usize) {
         let kg = self.kgen(slot).load(Ordering::Acquire);
         let add = (4 - kg % 4) % 4;
         if add != 0 {
             self.kgen(slot)
-                .store(kg.wrapping_add(add), Ordering::SeqCst);
+                .store(kg.wrapping_add(add), Ordering::Release);
+            // Pairs with the fence in `hazard::publish`.
+            fence(Ordering::SeqCst);
         }
     }
 

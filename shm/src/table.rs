@@ -749,7 +749,7 @@ impl Table {
                         // Re-check after publishing: if the row was deleted before the
                         // publish, this load sees it; if not, no insert can reuse the
                         // slot until the publish is withdrawn (see hazard.rs).
-                        let live = inner.kgen(slot).load(Ordering::SeqCst) == kg;
+                        let live = inner.kgen(slot).load(Ordering::Acquire) == kg;
                         let r = live.then(|| op(inner.cell(slot, word)));
                         published.store(0, Ordering::Release);
                         match r {

@@ -115,9 +115,13 @@ impl FrameBuilder {
 /// small frames costs one buffer move, not one per frame.
 #[derive(Debug)]
 pub struct FrameSplitter {
+    /// Received bytes live in `buf[start..end]`; `buf[end..]` is zeroed spare room kept
+    /// for the next `read_from`, so a read does not zero its buffer again each time.
     buf: Vec<u8>,
     /// Start of the first unconsumed byte in `buf`.
     start: usize,
+    /// End of the received bytes in `buf`.
+    end: usize,
     max_frame: usize,
     /// Set once a bad length is seen; the stream is unusable afterwards.
     failed: Option<FrameError>,
@@ -135,6 +139,7 @@ impl FrameSplitter {
         Self {
             buf: Vec::new(),
             start: 0,
+            end: 0,
             max_frame,
             failed: None,
         }
@@ -147,7 +152,7 @@ impl FrameSplitter {
 
     /// Bytes received but not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
     }
 
     /// True while part of a frame is waiting for more bytes (e.g. at connection close,
@@ -159,7 +164,9 @@ impl FrameSplitter {
     /// Appends bytes read from the stream.
     pub fn feed(&mut self, data: &[u8]) {
         self.compact();
+        self.buf.truncate(self.end);
         self.buf.extend_from_slice(data);
+        self.end = self.buf.len();
     }
 
     /// Performs one `read` from `src` straight into the buffer and returns its result
@@ -173,11 +180,13 @@ impl FrameSplitter {
             Some(Ok(frame_len)) => frame_len.saturating_sub(self.buffered()).max(READ_CHUNK),
             _ => READ_CHUNK,
         };
-        let old_len = self.buf.len();
-        self.buf.resize(old_len + want, 0);
-        let result = src.read(&mut self.buf[old_len..]);
-        let got = *result.as_ref().unwrap_or(&0);
-        self.buf.truncate(old_len + got.min(want));
+        if self.buf.len() < self.end + want {
+            self.buf.resize(self.end + want, 0);
+        }
+        let result = src.read(&mut self.buf[self.end..self.end + want]);
+        if let Ok(got) = result {
+            self.end += got.min(want);
+        }
         result
     }
 
@@ -206,6 +215,9 @@ impl FrameSplitter {
         if let Some(e) = &self.failed {
             return Some(Err(e.clone()));
         }
+        if self.buffered() < HEADER_LEN {
+            return None;
+        }
         let prefix = self.buf.get(self.start..self.start + HEADER_LEN)?;
         let mut bytes = [0u8; HEADER_LEN];
         bytes.copy_from_slice(prefix);
@@ -213,10 +225,19 @@ impl FrameSplitter {
         Some(check_frame_len(len, self.max_frame).map(|body| body + HEADER_LEN))
     }
 
+    /// Gives back memory held beyond the bytes still buffered (e.g. after one large
+    /// frame, on an idle connection).
+    pub fn shrink(&mut self) {
+        self.compact();
+        self.buf.truncate(self.end);
+        self.buf.shrink_to_fit();
+    }
+
     /// Drops consumed bytes from the front of the buffer.
     fn compact(&mut self) {
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
     }

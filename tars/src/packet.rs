@@ -162,19 +162,7 @@ impl TarsStruct for RequestPacket {
     }
 
     fn decode_fields(r: &mut TarsReader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self {
-            version: r.read_required(1)?,
-            packet_type: r.read_required(2)?,
-            message_type: r.read_required(3)?,
-            request_id: r.read_required(4)?,
-            servant_name: r.read_required(5)?,
-            func_name: r.read_required(6)?,
-            buffer: r.read_required(7)?,
-            timeout: r.read_required(8)?,
-            // Declared require, but tolerated when absent: nothing depends on them.
-            context: r.read_optional(9)?.unwrap_or_default(),
-            status: r.read_optional(10)?.unwrap_or_default(),
-        })
+        RequestPacketRef::decode_fields(r).map(RequestPacketRef::into_owned)
     }
 }
 
@@ -273,6 +261,88 @@ impl RequestPacket {
 
     fn size_hint(&self) -> usize {
         32 + self.servant_name.len() + self.func_name.len() + self.buffer.len()
+    }
+}
+
+/// A request decoded without copying: the names and the argument buffer borrow from
+/// the frame, so decoding a typical request (empty `context` and `status`) allocates
+/// nothing. For the server's hot path; [`Self::into_owned`] gives a [`RequestPacket`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestPacketRef<'a> {
+    /// Tag 1 `iVersion`.
+    pub version: i16,
+    /// Tag 2 `cPacketType`.
+    pub packet_type: i8,
+    /// Tag 3 `iMessageType`.
+    pub message_type: i32,
+    /// Tag 4 `iRequestId`.
+    pub request_id: i32,
+    /// Tag 5 `sServantName`.
+    pub servant_name: &'a str,
+    /// Tag 6 `sFuncName`.
+    pub func_name: &'a str,
+    /// Tag 7 `sBuffer` (must be a SIMPLE_LIST, as every implementation writes it).
+    pub buffer: &'a [u8],
+    /// Tag 8 `iTimeout` in milliseconds.
+    pub timeout: i32,
+    /// Tag 9 `context`.
+    pub context: BTreeMap<String, String>,
+    /// Tag 10 `status`.
+    pub status: BTreeMap<String, String>,
+}
+
+impl<'a> RequestPacketRef<'a> {
+    /// Decodes a packet body (the frame without its length prefix).
+    pub fn decode(body: &'a [u8]) -> Result<Self, PacketError> {
+        Self::decode_fields(&mut TarsReader::new(body)).map_err(|source| PacketError::Decode {
+            what: "RequestPacket",
+            source,
+        })
+    }
+
+    /// Reads the fields at the reader's cursor.
+    pub fn decode_fields(r: &mut TarsReader<'a>) -> Result<Self, DecodeError> {
+        let version = r.read_required(1)?;
+        let packet_type = r.read_required(2)?;
+        let message_type = r.read_required(3)?;
+        let request_id = r.read_required(4)?;
+        let servant_name = r.read_str_ref(5, true)?.unwrap_or_default();
+        let func_name = r.read_str_ref(6, true)?.unwrap_or_default();
+        let buffer = r.read_bytes_ref(7, true)?.unwrap_or_default();
+        Ok(Self {
+            version,
+            packet_type,
+            message_type,
+            request_id,
+            servant_name,
+            func_name,
+            buffer,
+            timeout: r.read_required(8)?,
+            // Declared require, but tolerated when absent: nothing depends on them.
+            context: r.read_optional(9)?.unwrap_or_default(),
+            status: r.read_optional(10)?.unwrap_or_default(),
+        })
+    }
+
+    /// True for a call that expects no reply.
+    pub fn is_oneway(&self) -> bool {
+        self.packet_type == PACKET_ONEWAY
+    }
+
+    /// An owned copy.
+    pub fn into_owned(self) -> RequestPacket {
+        RequestPacket {
+            version: self.version,
+            packet_type: self.packet_type,
+            message_type: self.message_type,
+            request_id: self.request_id,
+            servant_name: self.servant_name.to_owned(),
+            func_name: self.func_name.to_owned(),
+            buffer: Bytes(self.buffer.to_vec()),
+            timeout: self.timeout,
+            context: self.context,
+            status: self.status,
+        }
     }
 }
 

@@ -258,3 +258,42 @@ fn tup_request_and_reply_carry_named_parameters_and_status() {
     let err = RequestPacket::decode(&[0x10]).unwrap_err();
     assert!(err.to_string().contains("RequestPacket"), "{err}");
 }
+
+#[test]
+fn borrowed_request_decode_copies_nothing_and_matches_the_owned_one() {
+    let req = sample_request();
+    let body = req.encode_body();
+    let view = RequestPacketRef::decode(&body).unwrap();
+    assert!(view.is_oneway());
+    assert_eq!(
+        (view.servant_name, view.func_name),
+        ("TestApp.HelloServer.HelloObj", "testHello")
+    );
+    // The buffer and names point into the body itself.
+    let range = body.as_ptr_range();
+    assert!(range.contains(&view.buffer.as_ptr()));
+    assert!(range.contains(&view.servant_name.as_ptr()));
+    assert_eq!(view.buffer, req.buffer.as_slice());
+    assert_eq!(view.clone().into_owned(), req);
+    assert_eq!(RequestPacket::decode(&body).unwrap(), req);
+    // Same errors as the owned decoder.
+    let cut = &body[..body.len() - 3];
+    assert_eq!(
+        RequestPacketRef::decode(cut).unwrap_err(),
+        RequestPacket::decode(cut).unwrap_err()
+    );
+}
+
+#[test]
+fn shrink_keeps_buffered_bytes_and_releases_the_rest() {
+    let mut s = FrameSplitter::default();
+    let big = encode_frame(&[5u8; 100_000]).unwrap();
+    let small = encode_frame(b"tail").unwrap();
+    s.feed(&big);
+    s.feed(&small[..5]);
+    assert_eq!(s.next_frame().unwrap().map(<[u8]>::len), Some(100_000));
+    s.shrink();
+    assert_eq!(s.buffered(), 5);
+    s.feed(&small[5..]);
+    assert_eq!(s.next_frame().unwrap(), Some(&b"tail"[..]));
+}

@@ -10,7 +10,7 @@ use tarsfork_tars::codec::{
     Bytes, DecodeError, DecodeLimits, TarsDecode, TarsEncode, TarsReader, TarsStruct, TarsWriter,
 };
 use tarsfork_tars::frame::{check_frame_len, FrameError, FrameSplitter};
-use tarsfork_tars::packet::{RequestPacket, ResponsePacket, TupData};
+use tarsfork_tars::packet::{RequestPacket, RequestPacketRef, ResponsePacket, TupData};
 
 /// A recursive struct, so nesting is reachable through generated-style code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +78,12 @@ pub fn decoder(data: &[u8]) {
     let tag = sel >> 6;
 
     // Packets and TUP maps.
+    // The borrowed decoder agrees with the owned one, success or error.
+    match (RequestPacketRef::decode(rest), RequestPacket::decode(rest)) {
+        (Ok(view), Ok(owned)) => assert_eq!(view.into_owned(), owned),
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        (a, b) => panic!("borrowed and owned decoders disagree: {a:?} vs {b:?}"),
+    }
     if let Ok(p) = RequestPacket::decode(rest) {
         let back = RequestPacket::decode(&p.encode_body()).expect("re-encoded RequestPacket");
         assert_eq!(back, p);
@@ -261,4 +267,40 @@ pub fn frame_splitter(data: &[u8]) {
         err, want_err,
         "read_from: errors differ from a one-shot parse"
     );
+
+    // Both ways mixed, shrinking now and then, as a long-lived connection would.
+    let mut s = FrameSplitter::new(max);
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let mut err = None;
+    let mut at = 0;
+    let mut turn = usize::from(sel);
+    'mixed: while at < stream.len() {
+        turn = turn.wrapping_mul(31).wrapping_add(7);
+        let n = 1 + turn % 13;
+        let end = (at + n).min(stream.len());
+        match turn % 3 {
+            0 => s.feed(&stream[at..end]),
+            1 => {
+                let mut src = Chunks(&stream[at..end], n);
+                while s.read_from(&mut src).expect("in-memory read") > 0 {}
+            }
+            _ => {
+                s.shrink();
+                s.feed(&stream[at..end]);
+            }
+        }
+        at = end;
+        loop {
+            match s.next_frame() {
+                Ok(Some(f)) => got.push(f.to_vec()),
+                Ok(None) => break,
+                Err(e) => {
+                    err = Some(e);
+                    break 'mixed;
+                }
+            }
+        }
+    }
+    assert_eq!(got, want, "mixed: frames differ from a one-shot parse");
+    assert_eq!(err, want_err, "mixed: errors differ from a one-shot parse");
 }

@@ -78,6 +78,11 @@ impl Backoff {
         Backoff { n: 0 }
     }
 
+    /// True exactly once: when the spin phase has just ended (the holder is slow or gone).
+    pub(crate) fn spun_out(&self) -> bool {
+        self.n == 64
+    }
+
     pub(crate) fn snooze(&mut self) {
         self.n = self.n.saturating_add(1);
         if self.n <= 64 {
@@ -103,6 +108,9 @@ impl Inner {
             .is_err()
         {
             let mut backoff = Backoff::new();
+            // The first liveness check comes as soon as spinning is over (a live holder
+            // keeps the lock for about a microsecond; yields can take a whole time slice
+            // each on a busy machine), then one every period.
             let mut last_check = Instant::now();
             loop {
                 let cur = word.load(Ordering::Relaxed);
@@ -113,7 +121,7 @@ impl Inner {
                     {
                         break;
                     }
-                } else if last_check.elapsed() >= LIVENESS_PERIOD {
+                } else if backoff.spun_out() || last_check.elapsed() >= LIVENESS_PERIOD {
                     last_check = Instant::now();
                     // Only a dead holder is replaced; the CAS fails if another waiter
                     // recovered first or the holder released meanwhile.

@@ -352,6 +352,28 @@ impl Inner {
         Ok(())
     }
 
+    /// Runs `op` on cell `word` of `slot` if the slot still holds incarnation `kg`,
+    /// with the slot published in hazard entry `e` so that no insert can reuse it
+    /// meanwhile. None if the row was deleted since it was found.
+    #[inline]
+    fn hazarded_op<R>(
+        &self,
+        e: usize,
+        slot: usize,
+        kg: u64,
+        word: usize,
+        op: impl Fn(&AtomicU64) -> R,
+    ) -> Option<R> {
+        let published = crate::hazard::publish(self, e, slot);
+        // Re-check after publishing: if the row was deleted before the publish, this
+        // load sees it; if not, no insert can reuse the slot until the publish is
+        // withdrawn (see hazard.rs).
+        let live = self.kgen(slot).load(Ordering::Acquire) == kg;
+        let r = live.then(|| op(self.cell(slot, word)));
+        published.store(0, Ordering::Release);
+        r
+    }
+
     /// Waits while a row's seqlock is held by a writer (`seq` is the odd value seen).
     /// Every millisecond it looks at the lock: a dead holder is recovered (read-write
     /// handles; taking the lock repairs the half-done set), a free lock with the seqlock
@@ -741,22 +763,19 @@ impl Table {
         let (k, h) = self.key(key)?;
         let inner = &*self.inner;
         let entry = crate::hazard::entry(&self.inner);
+        // Fast path: one walk that finds the row, no error plumbing.
+        if let (Some(e), Walk::Found(slot, kg)) = (entry, inner.walk(&k, h)) {
+            if let Some(r) = inner.hazarded_op(e, slot, kg, word, &op) {
+                return Ok(Some(r));
+            }
+        }
         for _ in 0..MAX_RESTARTS {
             if let Some(e) = entry {
                 match inner.find(&k, h)? {
-                    Some((slot, kg)) => {
-                        let published = crate::hazard::publish(inner, e, slot);
-                        // Re-check after publishing: if the row was deleted before the
-                        // publish, this load sees it; if not, no insert can reuse the
-                        // slot until the publish is withdrawn (see hazard.rs).
-                        let live = inner.kgen(slot).load(Ordering::Acquire) == kg;
-                        let r = live.then(|| op(inner.cell(slot, word)));
-                        published.store(0, Ordering::Release);
-                        match r {
-                            Some(r) => return Ok(Some(r)),
-                            None => continue,
-                        }
-                    }
+                    Some((slot, kg)) => match inner.hazarded_op(e, slot, kg, word, &op) {
+                        Some(r) => return Ok(Some(r)),
+                        None => continue,
+                    },
                     None if create.is_none() => return Ok(None),
                     None => {}
                 }

@@ -339,13 +339,16 @@ fn sigstopped_lock_holder_stalls_no_incr_and_is_never_robbed() {
             assert!(t.exists(b"late").unwrap());
             continue;
         }
-        std::thread::sleep(Duration::from_millis(100));
-        // The incr processes kept counting while the lock holder was stopped.
-        let after = [get(shared.at(1)), get(shared.at(2))];
-        assert!(
-            after[0] > before[0] && after[1] > before[1],
-            "incr stalled: {before:?} -> {after:?}"
-        );
+        // The incr processes keep counting while the lock holder is stopped: each
+        // completes at least 1000 more incr pairs (waited for without a time limit
+        // that load could break; 30 s means they are stuck). The holder stays stopped
+        // for at least 100 ms.
+        let stopped_at = Instant::now();
+        let progressed = wait_until(Duration::from_secs(30), || {
+            get(shared.at(1)) > before[0] + 1000 && get(shared.at(2)) > before[1] + 1000
+        });
+        assert!(progressed, "incr stalled while the lock holder was stopped");
+        std::thread::sleep(Duration::from_millis(100).saturating_sub(stopped_at.elapsed()));
         assert_eq!(t.lock_holder_pid(), Some(writer as u32), "lock was stolen");
         kids.signal(writer, libc::SIGCONT);
         std::thread::sleep(Duration::from_millis(20));

@@ -123,7 +123,7 @@ fn bind_all(settings: &Settings) -> Result<Vec<Listener>, Error> {
         out.push(Listener {
             adapter: i,
             listener,
-            serve_http: a.protocol != AdapterProtocol::Tars,
+            protocol: a.protocol,
         });
     }
     Ok(out)

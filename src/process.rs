@@ -19,8 +19,8 @@ pub(crate) struct Listener {
     pub adapter: usize,
     /// The socket (close-on-exec, blocking until a worker makes its own copy non-blocking).
     pub listener: TcpListener,
-    /// HTTP adapters are served now; `tars` adapters are bound and served by a later layer.
-    pub serve_http: bool,
+    /// What the adapter speaks: HTTP/1.1 or Tars RPC.
+    pub protocol: crate::settings::Protocol,
 }
 
 /// The identity a child is forked with.

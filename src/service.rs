@@ -25,6 +25,8 @@ type StartFn<C> = Box<dyn Fn(&mut C) -> Result<(), String>>;
 type RequestFn = Box<dyn Fn(&Request, &mut Ctx) -> Response>;
 type TaskFn = Box<dyn Fn(&mut TaskCtx, &[u8]) -> Vec<u8>>;
 type FinishFn = Box<dyn Fn(&mut Ctx, u64, &[u8])>;
+/// Makes one worker's instance of a servant.
+pub type ServantFactory = Box<dyn Fn() -> Box<dyn tarsfork_tars::proxy::Dispatch>>;
 type StopFn = Box<dyn Fn(&mut Ctx)>;
 
 /// A service: the callbacks tarsfork runs in each process role.
@@ -37,6 +39,8 @@ pub struct Service {
     pub(crate) on_task_start: Option<StartFn<TaskCtx>>,
     pub(crate) on_task: Option<TaskFn>,
     pub(crate) on_finish: Option<FinishFn>,
+    /// Tars servants by object name (`HelloObj`), each made once per worker.
+    pub(crate) servants: Vec<(String, ServantFactory)>,
 }
 
 impl Service {
@@ -51,6 +55,7 @@ impl Service {
             on_task_start: None,
             on_task: None,
             on_finish: None,
+            servants: Vec::new(),
         }
     }
 
@@ -91,6 +96,19 @@ impl Service {
     /// Runs a task in a task worker; the returned bytes go back to the sender.
     pub fn on_task(mut self, f: impl Fn(&mut TaskCtx, &[u8]) -> Vec<u8> + 'static) -> Self {
         self.on_task = Some(Box::new(f));
+        self
+    }
+
+    /// Registers a Tars servant by its object name (`HelloObj`), as TarsPHP's
+    /// services.php does: the adapter whose `servant=` key ends in `.HelloObj` serves it
+    /// under that full name (`TestApp.HelloServer.HelloObj`). `make` runs once in each
+    /// event worker (wrap a generated `XxxServant` in its `XxxServer`).
+    pub fn servant(
+        mut self,
+        object: &str,
+        make: impl Fn() -> Box<dyn tarsfork_tars::proxy::Dispatch> + 'static,
+    ) -> Self {
+        self.servants.push((object.to_string(), Box::new(make)));
         self
     }
 

@@ -15,7 +15,16 @@ use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+use std::collections::HashMap;
+
+use tarsfork_tars::frame::FrameSplitter;
+use tarsfork_tars::packet::{
+    RequestPacket, ResponsePacket, TupData, TARSSERVERNOSERVANTERR, VERSION_TARS,
+};
+use tarsfork_tars::proxy::{Dispatch, Reply};
+
 use crate::http::{HttpDate, ParseStatus, Request, RequestParser, Response};
+use crate::settings::Protocol;
 use crate::process::{ChildBoot, Shared};
 use crate::scoreboard::{ProcHandle, ProcState};
 use crate::service::{Ctx, Service, TaskClient, Timers};
@@ -49,11 +58,22 @@ enum Phase {
     Draining { deadline: i64 },
 }
 
+/// What a connection speaks.
+enum Wire {
+    /// HTTP/1.1 requests.
+    Http(RequestParser),
+    /// Length-prefixed Tars RPC frames.
+    Tars(FrameSplitter),
+}
+
+/// Largest Tars frame accepted; a longer one closes the connection.
+const MAX_TARS_FRAME: usize = tarsfork_tars::frame::DEFAULT_MAX_FRAME;
+
 struct Conn {
     stream: TcpStream,
     token: Token,
     adapter: usize,
-    parser: RequestParser,
+    wire: Wire,
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
     out_pos: usize,
@@ -95,6 +115,8 @@ struct Worker<'a> {
     scratch: Vec<u8>,
     /// When the connections were last swept for timeouts.
     last_sweep: i64,
+    /// This worker's servants by full name (`App.Server.Obj`).
+    servants: HashMap<String, Box<dyn Dispatch>>,
 }
 
 /// Runs an event worker until it has drained; never returns.
@@ -152,9 +174,6 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32
             idle_ms: a.idle_timeout().as_millis() as i64,
             settings: a.clone(),
         });
-        if !l.serve_http {
-            continue;
-        }
         let std_listener = l.listener.try_clone()?;
         std_listener.set_nonblocking(true)?;
         let mut ml = TcpListener::from_std(std_listener);
@@ -187,6 +206,7 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32
         date: HttpDate::new(std::time::SystemTime::now()),
         scratch: vec![0u8; READ_CHUNK],
         last_sweep: 0,
+        servants: make_servants(shared, service),
     };
 
     if let Some(start) = &service.on_worker_start {
@@ -360,11 +380,15 @@ impl Worker<'_> {
                 self.conns.push(None);
                 self.conns.len() - 1
             });
+            let wire = match self.shared.listeners[listener_index].protocol {
+                Protocol::Tars => Wire::Tars(FrameSplitter::new(MAX_TARS_FRAME)),
+                Protocol::NotTars => Wire::Http(RequestParser::new(self.shared.http_limits)),
+            };
             let mut conn = Conn {
                 stream,
                 token: Token(CONN_BASE + idx),
                 adapter: listener_index,
-                parser: RequestParser::new(self.shared.http_limits),
+                wire,
                 inbuf: Vec::new(),
                 outbuf: Vec::new(),
                 out_pos: 0,
@@ -457,8 +481,16 @@ impl Worker<'_> {
                         break;
                     }
                     Ok(n) => {
-                        conn.inbuf.extend_from_slice(&scratch[..n]);
-                        let go_on = self.serve_buffered(conn);
+                        let go_on = match &mut conn.wire {
+                            Wire::Http(_) => {
+                                conn.inbuf.extend_from_slice(&scratch[..n]);
+                                self.serve_buffered(conn)
+                            }
+                            Wire::Tars(splitter) => {
+                                splitter.feed(&scratch[..n]);
+                                self.serve_frames(conn)
+                            }
+                        };
                         // A short read drained the socket: the next arrival is a new
                         // edge, so skip the read that would only say EWOULDBLOCK.
                         if n < scratch.len() || !go_on {
@@ -495,17 +527,72 @@ impl Worker<'_> {
         }
     }
 
+    /// Answers every complete Tars frame buffered. `false`: stop reading (the
+    /// connection is closing or output is backed up). A bad frame or packet closes
+    /// this connection only, after the answers already written.
+    fn serve_frames(&mut self, conn: &mut Conn) -> bool {
+        let Wire::Tars(splitter) = &mut conn.wire else {
+            return false;
+        };
+        while !conn.close_after_write {
+            let request = match splitter.next_frame() {
+                Ok(Some(frame)) => match RequestPacket::decode(frame) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        log::debug(&format!("closing a Tars connection: bad request packet: {e}"));
+                        conn.close_after_write = true;
+                        break;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    log::debug(&format!("closing a Tars connection: {e}"));
+                    conn.close_after_write = true;
+                    break;
+                }
+            };
+            self.handle.begin_request(sys::monotonic_ms());
+            let reply = match self.servants.get_mut(&request.servant_name) {
+                Some(servant) => servant.dispatch(&request),
+                None => no_such_servant(&request),
+            };
+            self.handle.end_request();
+            self.served += 1;
+            match reply.encode_frame() {
+                Ok(Some(frame)) => conn.outbuf.extend_from_slice(&frame),
+                Ok(None) => {}
+                Err(e) => log::error(&format!(
+                    "cannot encode the reply to {}.{}: {e}",
+                    request.servant_name, request.func_name
+                )),
+            }
+            if self.max_request > 0 && self.served >= self.max_request && self.phase == Phase::Serving {
+                self.begin_drain("max_request reached");
+            }
+            if conn.outbuf.len() > MAX_OUTPUT {
+                return false;
+            }
+        }
+        !conn.close_after_write
+    }
+
     /// Parses and answers every complete request in `inbuf`. `false`: stop reading
     /// (the connection is closing or output is backed up).
     fn serve_buffered(&mut self, conn: &mut Conn) -> bool {
+        let Wire::Http(parser) = &mut conn.wire else {
+            return false;
+        };
         let mut start = 0;
         let mut go_on = true;
         while start < conn.inbuf.len() && !conn.close_after_write {
-            match conn.parser.parse(&conn.inbuf[start..]) {
+            match parser.parse(&conn.inbuf[start..]) {
                 Ok(ParseStatus::Complete { request, consumed }) => {
                     start += consumed;
-                    self.answer(conn, &request);
-                    conn.parser.recycle(request);
+                    let keep = self.answer(&request, &mut conn.outbuf);
+                    if !keep {
+                        conn.close_after_write = true;
+                    }
+                    parser.recycle(request);
                     if conn.outbuf.len() > MAX_OUTPUT {
                         go_on = false;
                         break;
@@ -513,7 +600,7 @@ impl Worker<'_> {
                 }
                 Ok(ParseStatus::Partial { consumed }) => {
                     start += consumed;
-                    if conn.parser.write_continue(&mut conn.outbuf) {
+                    if parser.write_continue(&mut conn.outbuf) {
                         conn.want_write = true;
                     }
                     break;
@@ -537,7 +624,8 @@ impl Worker<'_> {
         go_on && !conn.close_after_write
     }
 
-    fn answer(&mut self, conn: &mut Conn, request: &Request) {
+    /// Answers one HTTP request into `out`; false when the connection must close after it.
+    fn answer(&mut self, request: &Request, out: &mut Vec<u8>) -> bool {
         self.handle.begin_request(sys::monotonic_ms());
         let response: Response = (self.service.on_request)(request, &mut self.ctx);
         self.adopt_timers();
@@ -548,13 +636,11 @@ impl Worker<'_> {
         let mut meta = request.response_meta();
         meta.keep_alive = request.keep_alive() && !draining;
         meta.date = Some(self.date.as_str());
-        let keep_alive = response.write_to(&mut conn.outbuf, meta);
-        if !keep_alive {
-            conn.close_after_write = true;
-        }
+        let keep_alive = response.write_to(out, meta);
         if self.max_request > 0 && self.served >= self.max_request && self.phase == Phase::Serving {
             self.begin_drain("max_request reached");
         }
+        keep_alive
     }
 
     /// Writes pending output. `Ok(true)`: all written.
@@ -607,9 +693,10 @@ impl Worker<'_> {
                 None => false,
                 Some(c) => {
                     let idle_for = now - c.last_active;
-                    let between = c.parser.is_between_requests()
-                        && c.inbuf.is_empty()
-                        && c.out_pos == c.outbuf.len();
+                    let between = match &c.wire {
+                        Wire::Http(p) => p.is_between_requests() && c.inbuf.is_empty(),
+                        Wire::Tars(s) => !s.has_partial(),
+                    } && c.out_pos == c.outbuf.len();
                     match c.lingering_until {
                         Some(until) => now >= until,
                         None => {
@@ -626,6 +713,39 @@ impl Worker<'_> {
                 }
             }
         }
+    }
+}
+
+/// Each Tars adapter's servant, made for this worker from the service's factories.
+fn make_servants(shared: &Shared, service: &Service) -> HashMap<String, Box<dyn Dispatch>> {
+    let mut out = HashMap::new();
+    for a in shared.settings.adapters.iter().filter(|a| a.protocol == Protocol::Tars) {
+        let object = a.servant.rsplit('.').next().unwrap_or(&a.servant);
+        match service.servants.iter().find(|(name, _)| name == object) {
+            Some((_, make)) => {
+                out.insert(a.servant.clone(), make());
+            }
+            None => log::warn(&format!(
+                "no servant registered for object {object} (adapter {}); its calls get {TARSSERVERNOSERVANTERR}",
+                a.name
+            )),
+        }
+    }
+    out
+}
+
+/// The reply to a call for a servant this server does not have (iRet -4).
+fn no_such_servant(request: &RequestPacket) -> Reply {
+    if request.is_oneway() {
+        return Reply::None;
+    }
+    let desc = format!("no servant {:?} here", request.servant_name);
+    if request.version == VERSION_TARS {
+        let mut r = ResponsePacket::reply_to(request, TARSSERVERNOSERVANTERR, Vec::new());
+        r.result_desc = Some(desc);
+        Reply::Tars(r)
+    } else {
+        Reply::Tup(request.tup_reply(TARSSERVERNOSERVANTERR, &desc, &TupData::new()))
     }
 }
 

@@ -1,0 +1,236 @@
+//! Tars RPC adapters over real sockets: the demo's HelloObj called through the
+//! tars2rs-generated client in v1 and v3, error codes, pipelining, bad frames.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+#[allow(clippy::all, dead_code)]
+#[rustfmt::skip]
+#[path = "../bin/generated/test_app.rs"]
+mod test_app;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use support::*;
+use tarsfork_tars::packet::{RequestPacket, ResponsePacket};
+use tarsfork_tars::proxy::{CallError, Protocol, Proxy};
+use test_app::{HelloProxy, HelloReq};
+
+const SERVANT: &str = "TestApp.HelloServer.HelloObj";
+
+fn tars_server() -> (Server, u16) {
+    let tars_port = free_port();
+    let s = Server::new(Opts {
+        extra: vec![
+            "<TestApp.HelloServer.HelloObjAdapter>".into(),
+            format!("  endpoint=tcp -h 127.0.0.1 -p {tars_port} -t 60000"),
+            "  protocol=tars".into(),
+            format!("  servant={SERVANT}"),
+            "  threads=2".into(),
+            "</TestApp.HelloServer.HelloObjAdapter>".into(),
+        ],
+        ..Opts::default()
+    });
+    s.start();
+    (s, tars_port)
+}
+
+fn addr(port: u16) -> SocketAddr {
+    ([127, 0, 0, 1], port).into()
+}
+
+fn hello(port: u16, protocol: Protocol) -> HelloProxy {
+    let mut p = Proxy::new(addr(port), SERVANT);
+    p.set_protocol(protocol);
+    p.set_timeout(Duration::from_secs(5));
+    HelloProxy::new(p)
+}
+
+#[test]
+fn generated_client_calls_hello_obj_in_v1_and_v3() {
+    let (s, port) = tars_server();
+    for protocol in [Protocol::Tars, Protocol::Tup] {
+        let mut h = hello(port, protocol);
+        assert_eq!(h.test_hello("ping").unwrap(), (0, "ping".to_string()));
+        h.proxy_mut()
+            .context_mut()
+            .insert("k".into(), "ctx-value".into());
+        let req = HelloReq {
+            name: "ann".into(),
+            times: 2,
+            lucky: vec![3, 4],
+        };
+        let (ret, greetings, info) = h.test_struct(&req).unwrap();
+        assert_eq!(ret, 7);
+        assert_eq!(greetings, vec!["hi ann #0", "hi ann #1"]);
+        assert_eq!(info["name"], "ann");
+        assert_eq!(info["lucky"], "3,4");
+        assert_eq!(info["ctx"], "ctx-value", "context is passed through");
+        assert_eq!(info["version"], protocol.version().to_string());
+    }
+    // The HTTP adapter keeps working beside it.
+    assert_eq!(s.get("/").0, 200);
+    assert!(s.cmd(&["stop"]).status.success());
+}
+
+fn server_code(e: CallError) -> i32 {
+    match e {
+        CallError::Server { code, .. } => code,
+        other => panic!("expected a server error code, got {other}"),
+    }
+}
+
+#[test]
+fn unknown_servant_function_and_bad_arguments_get_their_codes() {
+    let (s, port) = tars_server();
+    for protocol in [Protocol::Tars, Protocol::Tup] {
+        let mut other = Proxy::new(addr(port), "TestApp.HelloServer.NopeObj");
+        other.set_protocol(protocol);
+        let args = other.args();
+        assert_eq!(
+            server_code(other.invoke("testHello", args).unwrap_err()),
+            -4
+        );
+
+        let mut p = Proxy::new(addr(port), SERVANT);
+        p.set_protocol(protocol);
+        let args = p.args();
+        assert_eq!(
+            server_code(p.invoke("noSuchFunction", args).unwrap_err()),
+            -3
+        );
+        let mut args = p.args();
+        args.put(1, "sIn", &42i64);
+        assert_eq!(server_code(p.invoke("testHello", args).unwrap_err()), -1);
+        // The connection survives error replies.
+        let args = {
+            let mut a = p.args();
+            a.put(1, "sIn", "still here");
+            a
+        };
+        let r = p.invoke("testHello", args).unwrap();
+        assert_eq!(r.get::<String>(2, "sOut").unwrap(), "still here");
+    }
+    assert!(s.cmd(&["stop"]).status.success());
+}
+
+fn request(id: i32, func: &str, arg: &str) -> RequestPacket {
+    let mut w = tarsfork_tars::codec::TarsWriter::new();
+    w.write(1, arg);
+    RequestPacket {
+        version: 1,
+        request_id: id,
+        servant_name: SERVANT.into(),
+        func_name: func.into(),
+        buffer: tarsfork_tars::codec::Bytes(w.into_bytes()),
+        timeout: 3000,
+        ..RequestPacket::default()
+    }
+}
+
+fn read_frames(c: &mut TcpStream, n: usize) -> (Vec<ResponsePacket>, bool) {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while buf.len() >= 4 {
+            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+            if buf.len() < len {
+                break;
+            }
+            out.push(ResponsePacket::decode(&buf[4..len]).unwrap());
+            buf.drain(..len);
+        }
+        if out.len() >= n {
+            return (out, false);
+        }
+        match c.read(&mut chunk) {
+            Ok(0) | Err(_) => return (out, true),
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+        }
+    }
+}
+
+#[test]
+fn pipelined_requests_and_oneway_on_one_connection() {
+    let (s, port) = tars_server();
+    let mut c = TcpStream::connect(addr(port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut bytes = Vec::new();
+    for i in 1..=3 {
+        bytes.extend(
+            request(i, "testHello", &format!("m{i}"))
+                .encode_frame()
+                .unwrap(),
+        );
+    }
+    let mut oneway = request(9, "testHello", "quiet");
+    oneway.packet_type = 1;
+    bytes.extend(oneway.encode_frame().unwrap());
+    bytes.extend(request(4, "testHello", "m4").encode_frame().unwrap());
+    c.write_all(&bytes).unwrap();
+    let (rs, _) = read_frames(&mut c, 4);
+    assert_eq!(
+        rs.iter().map(|r| r.request_id).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4],
+        "no reply to the oneway call"
+    );
+    assert!(rs.iter().all(|r| r.ret == 0));
+    assert!(s.cmd(&["stop"]).status.success());
+}
+
+#[test]
+fn garbage_and_oversized_frames_close_only_their_connection() {
+    let (s, port) = tars_server();
+    let workers = s.pids_of("worker");
+    let mut good = TcpStream::connect(addr(port)).unwrap();
+    good.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    good.write_all(&request(1, "testHello", "a").encode_frame().unwrap())
+        .unwrap();
+    assert_eq!(read_frames(&mut good, 1).0.len(), 1);
+    let cases: [&[u8]; 3] = [
+        &[0, 0, 0, 2],                               // a length below 4
+        &[0x7f, 0xff, 0xff, 0xff, 1, 2, 3],          // 2 GiB announced
+        &[0, 0, 0, 9, 0xff, 0xff, 0xff, 0xff, 0xff], // a frame that is no RequestPacket
+    ];
+    for bad in cases {
+        let mut c = TcpStream::connect(addr(port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(bad).unwrap();
+        let (rs, eof) = read_frames(&mut c, 1);
+        assert!(rs.is_empty() && eof, "closed without an answer: {bad:?}");
+    }
+    good.write_all(&request(2, "testHello", "b").encode_frame().unwrap())
+        .unwrap();
+    let (rs, _) = read_frames(&mut good, 1);
+    assert_eq!(rs[0].request_id, 2, "the other connection is untouched");
+    assert_eq!(s.pids_of("worker"), workers, "no worker died");
+    assert!(s.cmd(&["stop"]).status.success());
+}
+
+#[test]
+fn demo_hello_code_is_what_tars2rs_generates_today() {
+    let idl = tarsfork_tars::idl::parse_files(&[concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tars/tests/idl/Hello.tars"
+    )])
+    .unwrap();
+    let files = tarsfork_tars::gen::generate(&idl).unwrap();
+    let fresh = files
+        .iter()
+        .find(|f| f.file_name == "test_app.rs")
+        .expect("test_app.rs generated");
+    let checked_in = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/bin/generated/test_app.rs"
+    ))
+    .unwrap();
+    assert_eq!(
+        fresh.code, checked_in,
+        "regenerate with: cargo run --bin tars2rs -- tars/tests/idl/Hello.tars -o bin/generated"
+    );
+}

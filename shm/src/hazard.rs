@@ -22,9 +22,10 @@ use std::cell::RefCell;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, Once, Weak};
 
+use crate::layout::KeyBuf;
 use crate::layout::{HAZ_ENTRIES, HAZ_ENTRY_SIZE, H_HAZ_HWM};
 use crate::procinfo::{my_token, token_alive};
-use crate::table::Inner;
+use crate::table::{Inner, Walk};
 
 /// Bumped in every child right after fork.
 static FORK_GEN: AtomicU64 = AtomicU64::new(0);
@@ -54,6 +55,9 @@ struct Reg {
     gen: u64,
     index: usize,
     table: Weak<Inner>,
+    /// The row this thread last wrote lock-free: (key, slot, incarnation). Only a hint:
+    /// `hazarded_op` re-checks the incarnation, and a key cannot change without it.
+    last: Option<(KeyBuf, usize, u64)>,
 }
 
 /// This thread's registrations; released when the thread exits.
@@ -159,9 +163,42 @@ fn register_thread(inner: &Arc<Inner>) -> Option<usize> {
             gen,
             index,
             table: Arc::downgrade(inner),
+            last: None,
         });
     });
     Some(index)
+}
+
+/// The lock-free fast path of a single-cell operation: for a thread already registered
+/// with `inner`, finds the row (from the per-thread hint if the key is the last one
+/// used, else with one walk) and runs `op` under the hazard. None means "take the slow
+/// path" (not registered yet, row missing, walk raced with reuse, row just deleted).
+#[inline]
+pub(crate) fn fast_op<R>(
+    inner: &Arc<Inner>,
+    key: &KeyBuf,
+    hash: u64,
+    word: usize,
+    op: impl Fn(&AtomicU64) -> R,
+) -> Option<R> {
+    let gen = FORK_GEN.load(Ordering::Relaxed);
+    REGS.with(|regs| {
+        let mut regs = regs.borrow_mut();
+        let reg = regs
+            .0
+            .iter_mut()
+            .find(|r| r.uid == inner.uid && r.gen == gen)?;
+        let (slot, kg) = match reg.last {
+            Some((k, slot, kg)) if k == *key => (slot, kg),
+            _ => match inner.walk(key, hash) {
+                Walk::Found(slot, kg) => (slot, kg),
+                Walk::Missing | Walk::Restart => return None,
+            },
+        };
+        let r = inner.hazarded_op(reg.index, slot, kg, word, op);
+        reg.last = r.is_some().then_some((*key, slot, kg));
+        r
+    })
 }
 
 /// Publishes `slot` in entry `i` and returns the word to clear afterwards. The SeqCst

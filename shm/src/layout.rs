@@ -208,7 +208,7 @@ pub(crate) fn hash_key(seed: u64, words: &[u64; KEY_WORDS], len: usize) -> u64 {
 }
 
 /// A key, validated and packed into the words a slot stores.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct KeyBuf {
     pub(crate) words: [u64; KEY_WORDS],
     pub(crate) len: usize,

@@ -46,7 +46,7 @@ struct RowWait {
 }
 
 /// The outcome of one lock-free walk of a chain.
-enum Walk {
+pub(crate) enum Walk {
     Found(usize, u64),
     Missing,
     Restart,
@@ -109,7 +109,7 @@ impl Inner {
     /// or a slot that now belongs to another bucket means the walk raced with reuse and
     /// must restart. Free slots are walked through: their `next` stays valid until reuse.
     #[inline]
-    fn walk(&self, key: &KeyBuf, hash: u64) -> Walk {
+    pub(crate) fn walk(&self, key: &KeyBuf, hash: u64) -> Walk {
         let b = self.bucket_of(hash);
         let mut cur = self.head(b).load(Ordering::Acquire) as usize;
         let mut steps = 0usize;
@@ -356,7 +356,7 @@ impl Inner {
     /// with the slot published in hazard entry `e` so that no insert can reuse it
     /// meanwhile. None if the row was deleted since it was found.
     #[inline]
-    fn hazarded_op<R>(
+    pub(crate) fn hazarded_op<R>(
         &self,
         e: usize,
         slot: usize,
@@ -762,13 +762,11 @@ impl Table {
     ) -> Result<Option<R>> {
         let (k, h) = self.key(key)?;
         let inner = &*self.inner;
-        let entry = crate::hazard::entry(&self.inner);
-        // Fast path: one walk that finds the row, no error plumbing.
-        if let (Some(e), Walk::Found(slot, kg)) = (entry, inner.walk(&k, h)) {
-            if let Some(r) = inner.hazarded_op(e, slot, kg, word, &op) {
-                return Ok(Some(r));
-            }
+        // Fast path: this thread's last row of this table, or one walk.
+        if let Some(r) = crate::hazard::fast_op(&self.inner, &k, h, word, &op) {
+            return Ok(Some(r));
         }
+        let entry = crate::hazard::entry(&self.inner);
         for _ in 0..MAX_RESTARTS {
             if let Some(e) = entry {
                 match inner.find(&k, h)? {

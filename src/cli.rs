@@ -416,12 +416,23 @@ fn status(settings: &Settings, json: bool) -> Result<u8, Error> {
         println!("{doc}");
         return Ok(0);
     }
-    println!("{} (master pid {pid})", settings.full_name());
-    println!(
+    print!("{}", render_status(&settings.full_name(), pid, &sb));
+    Ok(0)
+}
+
+/// The status table as text (for `status`, and `tars.viewstatus` on the admin endpoint).
+pub fn render_status(full_name: &str, master_pid: i32, sb: &Scoreboard) -> String {
+    use std::fmt::Write as _;
+    let now = sys::monotonic_ms();
+    let wall = sys::wall_ms();
+    let mut out = String::new();
+    let _ = writeln!(out, "{full_name} (master pid {master_pid})");
+    let _ = writeln!(
+        out,
         "{:>8}  {:<8} {:>3} {:>3}  {:<9} {:>9} {:>10} {:>9} {:>9} {:>7}",
         "PID", "ROLE", "ID", "GEN", "STATE", "REQUESTS", "UPTIME", "HEARTBEAT", "REQUEST", "TASKS"
     );
-    for r in &rows {
+    for r in &sb.rows() {
         let (uptime, hb) = if r.state == ProcState::Backoff {
             (
                 format!("backoff {}ms", (r.backoff_until_ms - now).max(0)),
@@ -438,28 +449,26 @@ fn status(settings: &Settings, json: bool) -> Result<u8, Error> {
         } else {
             "-".into()
         };
-        println!(
-            "{:>8}  {:<8} {:>3} {:>3}  {:<9} {:>9} {:>10} {:>9} {:>9} {:>7}",
-            if r.pid > 0 {
-                r.pid.to_string()
-            } else {
-                "-".into()
-            },
+        let pid = if r.pid > 0 {
+            r.pid.to_string()
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(
+            out,
+            "{pid:>8}  {:<8} {:>3} {:>3}  {:<9} {:>9} {uptime:>10} {hb:>9} {req:>9} {:>7}",
             r.role.name(),
             r.id,
             r.generation,
             r.state.name(),
             r.requests,
-            uptime,
-            hb,
-            req,
             r.tasks_pending
         );
     }
     for (name, conns) in sb.adapter_connections() {
-        println!("adapter {name}: {conns} connection(s)");
+        let _ = writeln!(out, "adapter {name}: {conns} connection(s)");
     }
-    Ok(0)
+    out
 }
 
 fn secs(ms: i64) -> String {

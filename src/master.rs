@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::admin::{AdminAction, AdminEndpoint};
 use crate::error::Error;
 use crate::pidfile::PidFile;
 use crate::process::{self, Listener, Shared};
@@ -104,20 +105,23 @@ fn bind(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+}
+
 fn bind_all(settings: &Settings) -> Result<Vec<Listener>, Error> {
     let mut out = Vec::new();
     for (i, a) in settings.adapters.iter().enumerate() {
         let ep = &a.endpoint;
-        let addr = (ep.host.as_str(), ep.port)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut it| it.next())
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "adapter {}: cannot resolve host {:?} of endpoint `{}`",
-                    a.name, ep.host, ep
-                ))
-            })?;
+        let addr = resolve(&ep.host, ep.port).ok_or_else(|| {
+            Error::Config(format!(
+                "adapter {}: cannot resolve host {:?} of endpoint `{}`",
+                a.name, ep.host, ep
+            ))
+        })?;
         let listener = bind(addr, settings.backlog as i32)
             .map_err(|e| Error::io(format!("bind {addr} for {}", a.name), e))?;
         out.push(Listener {
@@ -163,6 +167,21 @@ fn start_and_supervise(
         ))
     })?;
     let listeners = bind_all(&settings)?;
+    let admin = match &settings.local {
+        Some(ep) => {
+            let addr = resolve(&ep.host, ep.port).ok_or_else(|| {
+                Error::Config(format!(
+                    "local: cannot resolve host {:?} of endpoint `{ep}`",
+                    ep.host
+                ))
+            })?;
+            let l = bind(addr, settings.backlog as i32)
+                .and_then(AdminEndpoint::new)
+                .map_err(|e| Error::io(format!("bind {addr} for the admin endpoint (local)"), e))?;
+            Some(l)
+        }
+        None => None,
+    };
     remove_stale_shm(&settings);
     let dir = shm_dir(&settings, pid);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
@@ -184,6 +203,9 @@ fn start_and_supervise(
         Some(pidfile),
     )?;
     shared.launcher = launcher.take();
+    if let Some(a) = &admin {
+        shared.master_only_fds = a.fds();
+    }
     let me = shared.scoreboard.register(Role::Master, 0, 0)?;
     me.set_state(ProcState::Idle);
     sys::proctitle::set_title(&process::title(&shared.settings, Role::Master));
@@ -192,7 +214,7 @@ fn start_and_supervise(
     if let Some(f) = &service.on_master_start {
         f(&shared.settings);
     }
-    let result = supervise(&mut shared, service, &wake, &me);
+    let result = supervise(&mut shared, service, &wake, &me, admin);
     // Whatever happened, leave nothing behind.
     shared.scoreboard.unlink();
     let _ = std::fs::remove_dir_all(&shared.shm_dir);
@@ -208,6 +230,7 @@ fn supervise(
     service: &Service,
     wake: &signals::Wakeup,
     me: &ProcHandle,
+    mut admin: Option<AdminEndpoint>,
 ) -> Result<i32, Error> {
     let mut manager_pid = spawn_manager(shared, service)?;
     let mut manager_started = sys::monotonic_ms();
@@ -223,14 +246,32 @@ fn supervise(
         .map(|a| a.name.clone())
         .collect();
     loop {
-        let ready = sys::poll_readable(&[wake.fd()], Some(Duration::from_millis(10)))
+        let mut fds = vec![wake.fd()];
+        if let Some(a) = &admin {
+            fds.extend(a.fds());
+        }
+        let ready = sys::poll_readable(&fds, Some(Duration::from_millis(10)))
             .map_err(|e| Error::io("poll", e))?;
         if ready[0] {
             wake.drain();
         }
         me.heartbeat();
         let now = sys::monotonic_ms();
-        for action in signals::take() {
+        let mut actions = signals::take();
+        if ready[1..].iter().any(|r| *r) {
+            if let Some(a) = admin.as_mut() {
+                for act in a.serve(shared) {
+                    match act {
+                        AdminAction::Shutdown => {
+                            log::info("shutdown() on the admin endpoint");
+                            actions.push(Action::Stop);
+                        }
+                        AdminAction::SetLogLevel(level) => log::set_level(level),
+                    }
+                }
+            }
+        }
+        for action in actions {
             match action {
                 Action::Stop | Action::FastStop => {
                     if let MasterPhase::Stopping { .. } = phase {

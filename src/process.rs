@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     pub pidfile: Option<PidFile>,
     /// The daemon launcher's readiness pipe, until the report is sent (master only).
     pub launcher: Option<OwnedFd>,
+    /// Descriptors only the master may keep (the admin listener): closed in children.
+    pub master_only_fds: Vec<RawFd>,
 }
 
 impl Shared {
@@ -80,6 +82,7 @@ impl Shared {
             master_alive_write: Some(w),
             pidfile,
             launcher: None,
+            master_only_fds: Vec::new(),
         })
     }
 
@@ -104,6 +107,9 @@ impl Shared {
         }
         self.pidfile = None;
         self.launcher = None;
+        for fd in self.master_only_fds.drain(..) {
+            sys::close_fd(fd);
+        }
         sys::reset_signal_dispositions();
     }
 }

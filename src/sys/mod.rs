@@ -502,3 +502,13 @@ pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
 pub fn sleep(d: Duration) {
     std::thread::sleep(d);
 }
+
+/// Closes a descriptor this process inherited but must not keep (a forked child's copy
+/// of a master-only socket). Errors (already closed) are ignored.
+pub fn close_fd(fd: RawFd) {
+    // SAFETY: closing an fd number has no memory-safety effect; callers pass fds whose
+    // owning objects are never used again in this process (they belong to the master).
+    unsafe {
+        libc::close(fd);
+    }
+}

@@ -22,7 +22,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, Once, Weak};
 
-use crate::layout::KeyBuf;
+use crate::layout::{hash_key, KeyBuf};
 use crate::layout::{HAZ_ENTRIES, HAZ_ENTRY_SIZE, H_HAZ_HWM};
 use crate::procinfo::{my_token, token_alive};
 use crate::table::{Inner, Walk};
@@ -177,7 +177,6 @@ fn register_thread(inner: &Arc<Inner>) -> Option<usize> {
 pub(crate) fn fast_op<R>(
     inner: &Arc<Inner>,
     key: &KeyBuf,
-    hash: u64,
     word: usize,
     op: impl Fn(&AtomicU64) -> R,
 ) -> Option<R> {
@@ -188,15 +187,23 @@ pub(crate) fn fast_op<R>(
             .0
             .iter_mut()
             .find(|r| r.uid == inner.uid && r.gen == gen)?;
-        let (slot, kg) = match reg.last {
-            Some((k, slot, kg)) if k == *key => (slot, kg),
-            _ => match inner.walk(key, hash) {
+        let hint = match &reg.last {
+            Some((k, slot, kg)) if k.same(key) => Some((*slot, *kg)),
+            _ => None,
+        };
+        let (slot, kg) = match hint {
+            Some(found) => found,
+            None => match inner.walk(key, hash_key(inner.seed, &key.words, key.len)) {
                 Walk::Found(slot, kg) => (slot, kg),
                 Walk::Missing | Walk::Restart => return None,
             },
         };
         let r = inner.hazarded_op(reg.index, slot, kg, word, op);
-        reg.last = r.is_some().then_some((*key, slot, kg));
+        if r.is_none() {
+            reg.last = None;
+        } else if hint.is_none() {
+            reg.last = Some((*key, slot, kg));
+        }
         r
     })
 }

@@ -208,7 +208,7 @@ pub(crate) fn hash_key(seed: u64, words: &[u64; KEY_WORDS], len: usize) -> u64 {
 }
 
 /// A key, validated and packed into the words a slot stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct KeyBuf {
     pub(crate) words: [u64; KEY_WORDS],
     pub(crate) len: usize,
@@ -224,12 +224,28 @@ impl KeyBuf {
                 max: MAX_KEY_LEN,
             });
         }
+        Ok(KeyBuf::pack(key))
+    }
+
+    /// Packs a key already known to be at most [`MAX_KEY_LEN`] bytes (longer input is
+    /// cut at 64 bytes; callers check first). Built in place, so the hot path does not
+    /// copy the 72-byte buffer through a `Result`.
+    #[inline(always)]
+    pub(crate) fn pack(key: &[u8]) -> KeyBuf {
         let mut words = [0u64; KEY_WORDS];
         crate::schema::pack_bytes(key, &mut words);
-        Ok(KeyBuf {
+        KeyBuf {
             words,
-            len: key.len(),
-        })
+            len: key.len().min(KEY_WORDS * 8),
+        }
+    }
+
+    /// Equal keys, comparing only the words in use, one word at a time (wide vector
+    /// compares of freshly stored words stall on store forwarding).
+    #[inline]
+    pub(crate) fn same(&self, other: &KeyBuf) -> bool {
+        self.len == other.len
+            && (0..self.nwords().min(KEY_WORDS)).all(|w| self.words[w] == other.words[w])
     }
 
     /// Number of words holding key bytes.

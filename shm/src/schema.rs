@@ -124,6 +124,9 @@ impl Column {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schema {
     columns: Vec<Column>,
+    /// Column names packed like keys, so that resolving a name on the hot path is four
+    /// word compares instead of a `memcmp` call per column.
+    packed_names: Vec<[u64; 4]>,
     /// Word offset of each column inside the row's cell area.
     offsets: Vec<usize>,
     row_words: usize,
@@ -170,8 +173,10 @@ impl Schema {
             offsets.push(row_words);
             row_words += c.kind.words();
         }
+        let packed_names = columns.iter().map(|c| pack_name(&c.name)).collect();
         Ok(Schema {
             columns,
+            packed_names,
             offsets,
             row_words,
         })
@@ -185,10 +190,14 @@ impl Schema {
     /// The index of the column called `name`.
     #[inline]
     pub fn index_of(&self, name: &str) -> Result<usize> {
-        self.columns
-            .iter()
-            .position(|c| c.name == name)
-            .ok_or_else(|| ShmError::NoSuchColumn(name.to_owned()))
+        let found = (name.len() <= MAX_COLUMN_NAME)
+            .then(|| pack_name(name))
+            .and_then(|want| {
+                self.packed_names
+                    .iter()
+                    .position(|have| (0..4).all(|w| have[w] == want[w]))
+            });
+        found.ok_or_else(|| ShmError::NoSuchColumn(name.to_owned()))
     }
 
     /// Word offset of column `i` inside the cell area.
@@ -281,6 +290,14 @@ impl Schema {
         }
         Some(out)
     }
+}
+
+/// A column name (at most 31 bytes, no NUL) packed into words, zero padded.
+#[inline]
+fn pack_name(name: &str) -> [u64; 4] {
+    let mut words = [0u64; 4];
+    pack_bytes(name.as_bytes(), &mut words);
+    words
 }
 
 /// Packs bytes little-endian into words (the destination is zeroed first).

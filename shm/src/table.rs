@@ -760,12 +760,19 @@ impl Table {
         op: impl Fn(&AtomicU64) -> R,
         create: Option<&dyn Fn() -> (Vec<u64>, R)>,
     ) -> Result<Option<R>> {
-        let (k, h) = self.key(key)?;
+        if key.len() > MAX_KEY_LEN {
+            return Err(ShmError::KeyTooLong {
+                len: key.len(),
+                max: MAX_KEY_LEN,
+            });
+        }
+        let k = KeyBuf::pack(key);
         let inner = &*self.inner;
         // Fast path: this thread's last row of this table, or one walk.
-        if let Some(r) = crate::hazard::fast_op(&self.inner, &k, h, word, &op) {
+        if let Some(r) = crate::hazard::fast_op(&self.inner, &k, word, &op) {
             return Ok(Some(r));
         }
+        let h = hash_key(inner.seed, &k.words, k.len);
         let entry = crate::hazard::entry(&self.inner);
         for _ in 0..MAX_RESTARTS {
             if let Some(e) = entry {

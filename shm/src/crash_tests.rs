@@ -56,8 +56,16 @@ fn insert_interrupted_at_every_step_is_repaired() {
         crash_at(&t, step, |t| {
             t.set(b"new", &[("a", Value::Int(5)), ("b", Value::Int(6))])
         });
-        // Lock-free readers work while the lock is still held by the dead process.
+        // Lock-free readers work while the lock is still held by the dead process, and
+        // iteration shows the new row only once it is linked (step 5 on).
         assert_eq!(t.load_int(b"x", "a").unwrap(), Some(1));
+        let keys: Vec<Vec<u8>> = t.iter().map(|r| r.unwrap().key().to_vec()).collect();
+        assert_eq!(
+            keys.contains(&b"new".to_vec()),
+            step >= 5,
+            "step {step}: {keys:?}"
+        );
+        assert_eq!(keys.len(), if step >= 5 { 3 } else { 2 });
         let report = t.verify().unwrap();
         assert_eq!(t.recoveries(), 1, "step {step}");
         let row = t.get(b"new").unwrap();

@@ -480,3 +480,42 @@ fn tarscpp_vectors_decode_and_we_write_the_documented_forms() {
         }
     }
 }
+
+/// The frame `hex` of the vector in `file` with this kind and group.
+fn vector_hex(file: &str, kind: &str, group: &str) -> String {
+    let file: Value = serde_json::from_str(&support::shared_file(file)).unwrap();
+    let v = file["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["kind"] == kind && v["group"] == group)
+        .unwrap_or_else(|| panic!("no {kind}/{group} vector"));
+    v["hex"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn replies_built_by_the_helpers_match_the_reference_servers_bytes() {
+    // v1: TarsCpp's reply to its request (tags 8 and 9 left out).
+    let req_hex = vector_hex("tarscpp-vectors.json", "packet", "tars-request");
+    let req = RequestPacket::decode(&from_hex(&req_hex)[4..]).unwrap();
+    let mut w = TarsWriter::new();
+    w.write_i32(0, 0);
+    w.write_str(2, "hello");
+    let rsp = ResponsePacket::reply_to(&req, 0, w.into_bytes());
+    assert_eq!(
+        to_hex(&rsp.encode_frame().unwrap()),
+        vector_hex("tarscpp-vectors.json", "packet", "tars-response")
+    );
+
+    // TUP v3: @tars/rpc's reply (status always filled).
+    let req_hex = vector_hex("tars-stream-vectors.json", "packet", "tup-request");
+    let req = RequestPacket::decode(&from_hex(&req_hex)[4..]).unwrap();
+    let mut out = TupData::new();
+    out.put("", &0i32);
+    out.put("sOut", "hello");
+    let reply = req.tup_reply(0, "", &out);
+    assert_eq!(
+        to_hex(&reply.encode_frame().unwrap()),
+        vector_hex("tars-stream-vectors.json", "packet", "tup-response")
+    );
+}

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod error;
+mod heartbeat;
 pub mod http;
 pub mod log;
 mod manager;

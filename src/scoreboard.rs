@@ -17,6 +17,8 @@ use crate::sys;
 pub const TABLE_NAME: &str = "scoreboard";
 /// The file name of the per-adapter counters table.
 pub const ADAPTERS_TABLE: &str = "adapters";
+/// The file name of the framework's own state (heartbeat schedule, flags).
+pub const PLATFORM_TABLE: &str = "platform";
 
 /// Which role a process plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +144,9 @@ impl Cell {
 pub struct Scoreboard {
     table: Table,
     adapters: Table,
+    /// Framework state shared by whichever process does the framework's work (absent
+    /// when opened read-only from outside).
+    platform: Option<Table>,
 }
 
 /// One row as read back.
@@ -238,20 +243,37 @@ impl Scoreboard {
             adapters.max(1) * (max_procs + 1),
         )
         .map_err(shm_err)?;
-        Ok(Scoreboard { table, adapters })
+        let platform = Table::create(
+            &dir.join(PLATFORM_TABLE),
+            &Schema::new(vec![Column::int("value")]).map_err(shm_err)?,
+            64,
+        )
+        .map_err(shm_err)?;
+        Ok(Scoreboard {
+            table,
+            adapters,
+            platform: Some(platform),
+        })
     }
 
     /// Opens a running server's scoreboard from outside, read-only (`tarsfork status`).
     pub fn open_readonly(dir: &Path) -> Result<Scoreboard, Error> {
         let table = Table::open_readonly(&dir.join(TABLE_NAME)).map_err(shm_err)?;
         let adapters = Table::open_readonly(&dir.join(ADAPTERS_TABLE)).map_err(shm_err)?;
-        Ok(Scoreboard { table, adapters })
+        Ok(Scoreboard {
+            table,
+            adapters,
+            platform: None,
+        })
     }
 
     /// The owner's clean exit: remove the table files.
     pub fn unlink(&self) {
         let _ = self.table.unlink();
         let _ = self.adapters.unlink();
+        if let Some(p) = &self.platform {
+            let _ = p.unlink();
+        }
     }
 
     /// Adds the calling process's row and returns its hot-path handle.
@@ -338,6 +360,33 @@ impl Scoreboard {
                 .int_cell(key, "connections")
                 .map_err(shm_err)?,
         ))
+    }
+
+    /// A named framework cell (e.g. when the next keepAlive is due), created at 0.
+    pub fn platform_cell(&self, name: &str) -> Result<Cell, Error> {
+        let t = self
+            .platform
+            .as_ref()
+            .ok_or_else(|| Error::Shm("the platform table is not open".into()))?;
+        if !t.exists(name.as_bytes()).map_err(shm_err)? {
+            t.incr(name.as_bytes(), "value", 0).map_err(shm_err)?;
+        }
+        Ok(Cell(t.int_cell(name.as_bytes(), "value").map_err(shm_err)?))
+    }
+
+    /// How many event workers are up (idle, busy or draining): the honest-heartbeat test.
+    pub fn live_workers(&self) -> usize {
+        self.rows()
+            .iter()
+            .filter(|r| {
+                r.role == Role::Worker
+                    && r.pid > 0
+                    && matches!(
+                        r.state,
+                        ProcState::Idle | ProcState::Busy | ProcState::Draining
+                    )
+            })
+            .count()
     }
 
     /// A reaped process's connections leave the adapters' totals.

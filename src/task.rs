@@ -5,6 +5,7 @@
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use crate::heartbeat::Heartbeat;
 use crate::process::{ChildBoot, Shared};
 use crate::scoreboard::ProcState;
 use crate::service::{Service, TaskCtx, Timers};
@@ -50,6 +51,13 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> std::io::Resul
     for (every, f) in ctx.new_timers.drain(..) {
         timers.add(every, f);
     }
+    // Task worker 0 (the first task worker id) does the framework's own work.
+    let first_task_id = shared.settings.worker_num as u32;
+    let mut heartbeat = if boot.id == first_task_id {
+        Heartbeat::new(shared)
+    } else {
+        None
+    };
     handle.set_state(ProcState::Idle);
     handle.heartbeat();
     let fds = [wake.fd(), shared.master_alive_fd(), queue.as_raw_fd()];
@@ -57,7 +65,10 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> std::io::Resul
     let mut out = Vec::with_capacity(256);
     loop {
         let now = sys::monotonic_ms();
-        let wait = timers.next_due_in(now).unwrap_or(500).min(500);
+        let mut wait = timers.next_due_in(now).unwrap_or(500).min(500);
+        if let Some(h) = &heartbeat {
+            wait = wait.min(h.due_in(now));
+        }
         let ready = sys::poll_readable(&fds, Some(Duration::from_millis(wait as u64)))?;
         handle.heartbeat();
         if ready[0] {
@@ -100,6 +111,9 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> std::io::Resul
                     }
                 }
             }
+        }
+        if let Some(h) = heartbeat.as_mut() {
+            h.run_due(shared);
         }
         let now = sys::monotonic_ms();
         timers.run_due(&mut ctx, now);

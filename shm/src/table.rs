@@ -590,19 +590,23 @@ impl Table {
     }
 
     fn open_impl(path: &Path, writable: bool, expect: Option<&Schema>) -> Result<Table> {
+        // O_NONBLOCK: opening a FIFO someone put at the path must not hang (regular
+        // files ignore the flag).
         let file = OpenOptions::new()
             .read(true)
             .write(writable)
+            .custom_flags(libc::O_NONBLOCK)
             .open(path)
             .map_err(io_err("open table file", path))?;
-        let len = file
-            .metadata()
-            .map_err(io_err("stat table file", path))?
-            .len();
+        let meta = file.metadata().map_err(io_err("stat table file", path))?;
         let bad = |what: String| ShmError::BadHeader {
             path: path.to_owned(),
             what,
         };
+        if !meta.is_file() {
+            return Err(bad("not a regular file".into()));
+        }
+        let len = meta.len();
         if len < HEADER_SIZE as u64 {
             return Err(bad(format!(
                 "file of {len} bytes is shorter than the header"

@@ -177,6 +177,19 @@ fn open_validates_and_schema_mismatch_is_reported() {
         Table::open(&junk),
         Err(ShmError::BadHeader { .. })
     ));
+    // A FIFO at the path: refused at once, not a blocking open.
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert!(matches!(
+        Table::open_readonly(&fifo),
+        Err(ShmError::BadHeader { .. })
+    ));
+    assert!(tarsfork_shm::inspect::list_tables(dir.path())
+        .unwrap()
+        .iter()
+        .all(|i| i.name != "fifo"));
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,

@@ -25,6 +25,8 @@
 //! # Ok::<(), tarsfork_shm::ShmError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

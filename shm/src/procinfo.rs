@@ -1,5 +1,5 @@
 //! Process identity that survives pid reuse: (pid, start time in clock ticks since boot,
-//! field 22 of /proc/<pid>/stat), packed into one nonzero 64-bit lock token.
+//! field 22 of `/proc/<pid>/stat`), packed into one nonzero 64-bit lock token.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,7 +26,7 @@ pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
     parse_stat(&text)
 }
 
-/// Parses a /proc/<pid>/stat line. The command name (field 2) may hold spaces and
+/// Parses a `/proc/<pid>/stat` line. The command name (field 2) may hold spaces and
 /// parentheses, so fields are counted after its last ')'.
 pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
     let rest = &text[text.rfind(')')? + 1..];

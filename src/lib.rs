@@ -22,6 +22,7 @@ pub mod log;
 mod manager;
 pub mod master;
 pub mod pidfile;
+pub mod platform;
 mod process;
 pub mod scoreboard;
 pub mod service;

@@ -18,7 +18,8 @@
 //!
 //! Fault injection for the tests: with `TARSFORK_DEMO_FAIL_BOOT` set in its environment,
 //! every event worker's `on_worker_start` fails, which must stop the server with that
-//! message instead of respawning forever.
+//! message instead of respawning forever. `TARSFORK_DEMO_CONFIG_FILES=a.conf,b.conf`
+//! makes the demo list those files to pull from tarsconfig at start.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -161,5 +162,10 @@ fn main() -> ExitCode {
         })
         .on_task(on_task)
         .servant("HelloObj", || Box::new(HelloServer(Hello)));
+    let service = std::env::var("TARSFORK_DEMO_CONFIG_FILES")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|f| !f.is_empty())
+        .fold(service, |s, f| s.config_file(f));
     tarsfork::run(service)
 }

@@ -15,6 +15,7 @@ use tarsfork_tars::framework::tars::{admin_f_dispatch, AdminFServant};
 use tarsfork_tars::packet::RequestPacket;
 use tarsfork_tars::proxy::{Current, ServantError};
 
+use crate::locator::Locator;
 use crate::process::Shared;
 use crate::{log, sys};
 
@@ -45,6 +46,7 @@ tars.viewversion: the tarsfork version\n";
 /// The admin servant: answers from the shared state, records actions for the master.
 struct AdminServant<'a> {
     shared: &'a Shared,
+    locator: &'a mut Locator,
     actions: Vec<AdminAction>,
 }
 
@@ -72,8 +74,13 @@ impl AdminFServant for AdminServant<'_> {
                 None => format!("unknown log level {level:?}\n{HELP}"),
             },
             ("tars.loadconfig", Some(file)) => {
-                // The pull through ConfigF is not wired yet: say so rather than pretend.
-                format!("tars.loadconfig {file}: not supported yet by this tarsfork\n")
+                match crate::config_pull::pull(&self.shared.settings, self.locator, file) {
+                    Ok(path) => format!("loaded {file} into {}\n", path.display()),
+                    Err(e) => {
+                        log::error(&format!("tars.loadconfig: {e}"));
+                        format!("tars.loadconfig {file} failed: {e}\n")
+                    }
+                }
             }
             ("tars.connection", _) => {
                 let mut out = String::new();
@@ -103,15 +110,17 @@ struct AdminConn {
 pub(crate) struct AdminEndpoint {
     listener: TcpListener,
     conns: Vec<AdminConn>,
+    locator: Locator,
 }
 
 impl AdminEndpoint {
     /// Wraps a bound listener.
-    pub(crate) fn new(listener: TcpListener) -> std::io::Result<AdminEndpoint> {
+    pub(crate) fn new(listener: TcpListener, locator: Locator) -> std::io::Result<AdminEndpoint> {
         listener.set_nonblocking(true)?;
         Ok(AdminEndpoint {
             listener,
             conns: Vec::new(),
+            locator,
         })
     }
 
@@ -135,6 +144,7 @@ impl AdminEndpoint {
         }
         let mut servant = AdminServant {
             shared,
+            locator: &mut self.locator,
             actions: Vec::new(),
         };
         self.conns.retain_mut(|c| serve_conn(c, &mut servant));

@@ -15,8 +15,10 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+mod config_pull;
 pub mod error;
 mod heartbeat;
+mod locator;
 pub mod http;
 pub mod log;
 mod manager;

@@ -13,7 +13,9 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::admin::{AdminAction, AdminEndpoint};
+use crate::config_pull;
 use crate::error::Error;
+use crate::locator::Locator;
 use crate::pidfile::PidFile;
 use crate::process::{self, Listener, Shared};
 use crate::scoreboard::{ProcHandle, ProcState, Role, Scoreboard};
@@ -105,6 +107,33 @@ fn bind(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// Pulls the application's config files from tarsconfig before any worker starts.
+fn pull_configs(settings: &Settings, service: &Service) -> Result<(), Error> {
+    if service.config_files.is_empty() {
+        return Ok(());
+    }
+    let mut locator = Locator::new(settings);
+    for file in &service.config_files {
+        match config_pull::pull(settings, &mut locator, file) {
+            Ok(path) => log::info(&format!("pulled config {file} into {}", path.display())),
+            Err(e) => {
+                let old = config_pull::config_dir(settings).join(file);
+                if old.exists() {
+                    log::warn(&format!(
+                        "{e}; using the copy from before, {}",
+                        old.display()
+                    ));
+                } else {
+                    return Err(Error::Config(format!(
+                        "cannot pull config file {file}: {e}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
     (host, port)
         .to_socket_addrs()
@@ -155,6 +184,7 @@ fn start_and_supervise(
     launcher: &mut Option<OwnedFd>,
 ) -> Result<i32, Error> {
     log::set_role("master");
+    log::configure(&settings);
     let pid = sys::getpid();
     if let Err(e) = sys::become_subreaper() {
         log::warn(&format!("prctl(PR_SET_CHILD_SUBREAPER) failed: {e}"));
@@ -167,6 +197,7 @@ fn start_and_supervise(
         ))
     })?;
     let listeners = bind_all(&settings)?;
+    pull_configs(&settings, service)?;
     let admin = match &settings.local {
         Some(ep) => {
             let addr = resolve(&ep.host, ep.port).ok_or_else(|| {
@@ -176,7 +207,7 @@ fn start_and_supervise(
                 ))
             })?;
             let l = bind(addr, settings.backlog as i32)
-                .and_then(AdminEndpoint::new)
+                .and_then(|l| AdminEndpoint::new(l, Locator::new(&settings)))
                 .map_err(|e| Error::io(format!("bind {addr} for the admin endpoint (local)"), e))?;
             Some(l)
         }

@@ -41,6 +41,8 @@ pub struct Service {
     pub(crate) on_finish: Option<FinishFn>,
     /// Tars servants by object name (`HelloObj`), each made once per worker.
     pub(crate) servants: Vec<(String, ServantFactory)>,
+    /// Files pulled from tarsconfig at start.
+    pub(crate) config_files: Vec<String>,
 }
 
 impl Service {
@@ -56,6 +58,7 @@ impl Service {
             on_task: None,
             on_finish: None,
             servants: Vec::new(),
+            config_files: Vec::new(),
         }
     }
 
@@ -109,6 +112,14 @@ impl Service {
         make: impl Fn() -> Box<dyn tarsfork_tars::proxy::Dispatch> + 'static,
     ) -> Self {
         self.servants.push((object.to_string(), Box::new(make)));
+        self
+    }
+
+    /// Pulls `file` from tarsconfig (ConfigF.loadConfig) into the config directory when
+    /// the server starts, before any worker does (TarsCpp's `addConfig`). A failed pull
+    /// stops the start unless an earlier copy of the file is there.
+    pub fn config_file(mut self, file: &str) -> Self {
+        self.config_files.push(file.to_string());
         self
     }
 

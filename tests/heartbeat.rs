@@ -5,16 +5,12 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use support::fake_tars::FakeServant;
 use support::*;
-use tarsfork_tars::frame::FrameSplitter;
-use tarsfork_tars::framework::tars::{server_f_dispatch, ServerFServant, ServerInfo};
-use tarsfork_tars::packet::RequestPacket;
+use tarsfork_tars::framework::tars::{ServerFServant, ServerFServer, ServerInfo};
 use tarsfork_tars::proxy::{Current, ServantError};
 
 /// (when, function, adapter or version, pid)
@@ -58,54 +54,11 @@ impl ServerFServant for Recorder {
     }
 }
 
-/// A fake tarsnode on a free port; stops with the returned flag.
-fn fake_node() -> (u16, Calls, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
+/// A fake tarsnode on a free port.
+fn fake_node() -> (FakeServant, Calls) {
     let calls: Calls = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (c, st) = (calls.clone(), stop.clone());
-    std::thread::spawn(move || {
-        while !st.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok((conn, _)) => {
-                    let (c, st) = (c.clone(), st.clone());
-                    std::thread::spawn(move || serve(conn, Recorder(c), st));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
-            }
-        }
-    });
-    (port, calls, stop)
-}
-
-fn serve(mut conn: TcpStream, mut rec: Recorder, stop: Arc<AtomicBool>) {
-    conn.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let mut frames = FrameSplitter::new(1 << 20);
-    let mut buf = [0u8; 4096];
-    while !stop.load(Ordering::Relaxed) {
-        match conn.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => frames.feed(&buf[..n]),
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                continue
-            }
-            Err(_) => return,
-        }
-        while let Ok(Some(frame)) = frames.next_frame() {
-            let req = RequestPacket::decode(frame).unwrap();
-            if let Ok(Some(reply)) = server_f_dispatch(&mut rec, &req).encode_frame() {
-                if conn.write_all(&reply).is_err() {
-                    return;
-                }
-            }
-        }
-    }
+    let node = FakeServant::start(Arc::new(Mutex::new(ServerFServer(Recorder(calls.clone())))));
+    (node, calls)
 }
 
 const ADAPTERS: [&str; 2] = ["TestApp.HelloServer.HttpObjAdapter", "AdminAdapter"];
@@ -133,7 +86,8 @@ fn keepalives(calls: &Calls, adapter: &str) -> Vec<(Instant, i32)> {
 
 #[test]
 fn keepalive_for_every_adapter_with_the_master_pid_and_one_report_version() {
-    let (port, calls, stop) = fake_node();
+    let (node, calls) = fake_node();
+    let port = node.port;
     let s = server_with_node(port, 2);
     let t0 = Instant::now();
     let master = s.start();
@@ -167,12 +121,12 @@ fn keepalive_for_every_adapter_with_the_master_pid_and_one_report_version() {
     assert_eq!(versions.len(), 1, "reportVersion once: {versions:?}");
     assert!(versions[0].starts_with("tarsfork-"));
     assert!(s.cmd(&["stop"]).status.success());
-    stop.store(true, Ordering::Relaxed);
 }
 
 #[test]
 fn keepalive_goes_on_without_duplicates_after_task_worker_0_is_killed() {
-    let (port, calls, stop) = fake_node();
+    let (node, calls) = fake_node();
+    let port = node.port;
     let s = server_with_node(port, 2);
     s.start();
     wait_for(Duration::from_secs(2), || {
@@ -210,12 +164,12 @@ fn keepalive_goes_on_without_duplicates_after_task_worker_0_is_killed() {
         "still one reportVersion"
     );
     assert!(s.cmd(&["stop"]).status.success());
-    stop.store(true, Ordering::Relaxed);
 }
 
 #[test]
 fn keepalive_stops_while_every_worker_is_down() {
-    let (port, calls, stop) = fake_node();
+    let (node, calls) = fake_node();
+    let port = node.port;
     let s = server_with_node(port, 1);
     s.start();
     wait_for(Duration::from_secs(2), || {
@@ -252,7 +206,6 @@ fn keepalive_stops_while_every_worker_is_down() {
     });
     assert!(resumed.is_some());
     assert!(s.cmd(&["stop"]).status.success());
-    stop.store(true, Ordering::Relaxed);
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! it, read its status, and clean up every process it started, by pid.
 #![allow(dead_code)]
 
+pub mod fake_tars;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

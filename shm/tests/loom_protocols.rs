@@ -144,6 +144,37 @@ fn a_walker_sees_a_published_row_complete() {
     });
 }
 
+/// `insert_locked` reinitialising a free slot (kgen to 2 mod 4, fence, new link, kgen
+/// live) against `walk` standing on that slot (kgen Acquire, link, acquire fence, kgen
+/// again): a walker that accepts the slot's link (kgen unchanged and not 2 mod 4) gets
+/// the link of the incarnation it saw, never the new chain under the old incarnation.
+#[test]
+fn a_walker_never_follows_a_reused_slot_into_another_chain() {
+    loom::model(|| {
+        const OLD_LINK: u64 = 5; // bucket 0, next slot 4
+        const NEW_LINK: u64 = (1 << 32) | 9; // bucket 1, next slot 8
+        let kgen = Arc::new(AtomicU64::new(4));
+        let link = Arc::new(AtomicU64::new(OLD_LINK));
+        let inserter = {
+            let (kgen, link) = (kgen.clone(), link.clone());
+            thread::spawn(move || {
+                kgen.store(6, Ordering::Relaxed);
+                fence(Ordering::Release);
+                link.store(NEW_LINK, Ordering::Relaxed);
+                kgen.store(7, Ordering::Release);
+            })
+        };
+        let kg = kgen.load(Ordering::Acquire);
+        let seen = link.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        if kgen.load(Ordering::Relaxed) == kg && kg % 4 != 2 {
+            let want = if kg == 4 { OLD_LINK } else { NEW_LINK };
+            assert_eq!(seen, want, "link from another incarnation (kgen {kg})");
+        }
+        inserter.join().unwrap();
+    });
+}
+
 /// `begin` (intent fields Relaxed, kind Release) against a recoverer that took the lock
 /// word over (CAS Acquire after the holder's Acquire CAS) and reads the kind with
 /// Acquire: a set kind comes with complete fields.

@@ -108,7 +108,10 @@ fn prop_body_json(b: &StatPropMsgBody) -> Value {
 
 /// Map entries as the fake records them: `[{key, value}]`, in any order.
 fn sorted_entries(v: &Value) -> Vec<Value> {
-    let mut entries = v.as_array().unwrap_or_else(|| panic!("not an array: {v}")).clone();
+    let mut entries = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .clone();
     entries.sort_by_key(|e| e["key"].to_string());
     entries
 }
@@ -119,7 +122,12 @@ fn sorted_entries(v: &Value) -> Vec<Value> {
 fn node_records_keepalive_with_adapter_and_report_version() {
     let fake = start("node", Options::new());
     for protocol in BOTH {
-        let mut node = ServerFProxy::new(proxy(&fake, Servant::Node, protocol, Duration::from_secs(5)));
+        let mut node = ServerFProxy::new(proxy(
+            &fake,
+            Servant::Node,
+            protocol,
+            Duration::from_secs(5),
+        ));
         let before = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -133,7 +141,10 @@ fn node_records_keepalive_with_adapter_and_report_version() {
             };
             assert_eq!(node.keep_alive(&info).unwrap(), 0);
             let rec = last_call(&fake, Servant::Node, "keepAlive", protocol);
-            assert_eq!(rec["args"], json!({ "serverInfo": server_info_json(&info) }));
+            assert_eq!(
+                rec["args"],
+                json!({ "serverInfo": server_info_json(&info) })
+            );
             assert_eq!(rec["oneway"], false);
         }
         let info = ServerInfo {
@@ -146,7 +157,11 @@ fn node_records_keepalive_with_adapter_and_report_version() {
         let rec = last_call(&fake, Servant::Node, "keepActiving", protocol);
         assert_eq!(rec["args"]["serverInfo"], server_info_json(&info));
 
-        assert_eq!(node.report_version("TestApp", "HelloServer", "0.1.0-é").unwrap(), 0);
+        assert_eq!(
+            node.report_version("TestApp", "HelloServer", "0.1.0-é")
+                .unwrap(),
+            0
+        );
         let rec = last_call(&fake, Servant::Node, "reportVersion", protocol);
         assert_eq!(
             rec["args"],
@@ -155,12 +170,20 @@ fn node_records_keepalive_with_adapter_and_report_version() {
 
         // The node remembers the last keepAlive (in seconds).
         let latest = u64::from(node.get_latest_keep_alive_time().unwrap());
-        assert!(latest >= before && latest <= before + 60, "{latest} vs {before}");
+        assert!(
+            latest >= before && latest <= before + 60,
+            "{latest} vs {before}"
+        );
         let rec = last_call(&fake, Servant::Node, "getLatestKeepAliveTime", protocol);
         assert_eq!(rec["args"], json!({}));
     }
     // Oneway keepAlive is recorded too (no reply to wait for, so poll).
-    let mut node = ServerFProxy::new(proxy(&fake, Servant::Node, Protocol::Tars, Duration::from_secs(5)));
+    let mut node = ServerFProxy::new(proxy(
+        &fake,
+        Servant::Node,
+        Protocol::Tars,
+        Duration::from_secs(5),
+    ));
     let info = ServerInfo {
         application: "A".into(),
         server_name: "B".into(),
@@ -170,7 +193,10 @@ fn node_records_keepalive_with_adapter_and_report_version() {
     node.keep_alive_oneway(&info).unwrap();
     let records = fake
         .wait_for(
-            |r| r.iter().any(|x| x["args"]["serverInfo"]["adapter"] == "oneway"),
+            |r| {
+                r.iter()
+                    .any(|x| x["args"]["serverInfo"]["adapter"] == "oneway")
+            },
             Duration::from_secs(5),
         )
         .unwrap();
@@ -210,9 +236,17 @@ fn stat_records_mic_msg_with_every_body_field_and_buckets() {
         count: 1_000,
         timeout_count: 3,
         exec_count: 2,
-        interval_count: [(5, 700), (10, 200), (50, 60), (100, 30), (200, 7), (500, 2), (1000, 1)]
-            .into_iter()
-            .collect(),
+        interval_count: [
+            (5, 700),
+            (10, 200),
+            (50, 60),
+            (100, 30),
+            (200, 7),
+            (500, 2),
+            (1000, 1),
+        ]
+        .into_iter()
+        .collect(),
         // Beyond i32, so the long travels as a full INT64.
         total_rsp_time: 5_000_000_123,
         max_rsp_time: 987,
@@ -227,16 +261,23 @@ fn stat_records_mic_msg_with_every_body_field_and_buckets() {
         max_rsp_time: 2,
         min_rsp_time: 1,
     };
-    let msg: BTreeMap<StatMicMsgHead, StatMicMsgBody> =
-        [(server_side.clone(), busy.clone()), (failing.clone(), idle.clone())]
-            .into_iter()
-            .collect();
+    let msg: BTreeMap<StatMicMsgHead, StatMicMsgBody> = [
+        (server_side.clone(), busy.clone()),
+        (failing.clone(), idle.clone()),
+    ]
+    .into_iter()
+    .collect();
     let want = sorted_entries(&json!([
         {"key": mic_head_json(&server_side), "value": mic_body_json(&busy)},
         {"key": mic_head_json(&failing), "value": mic_body_json(&idle)},
     ]));
     for protocol in BOTH {
-        let mut stat = StatFProxy::new(proxy(&fake, Servant::Stat, protocol, Duration::from_secs(5)));
+        let mut stat = StatFProxy::new(proxy(
+            &fake,
+            Servant::Stat,
+            protocol,
+            Duration::from_secs(5),
+        ));
         for from_client in [false, true] {
             assert_eq!(stat.report_mic_msg(&msg, from_client).unwrap(), 0);
             let rec = last_call(&fake, Servant::Stat, "reportMicMsg", protocol);
@@ -254,7 +295,10 @@ fn stat_records_mic_msg_with_every_body_field_and_buckets() {
             width: 3,
             parent_width: -1,
         };
-        assert_eq!(stat.report_sample_msg(&[sample.clone(), sample]).unwrap(), 0);
+        assert_eq!(
+            stat.report_sample_msg(&[sample.clone(), sample]).unwrap(),
+            0
+        );
         let rec = last_call(&fake, Servant::Stat, "reportSampleMsg", protocol);
         let one = json!({"unid": "u-1", "masterName": "m", "slaveName": "s",
             "interfaceName": "f", "masterIp": "1.2.3.4", "slaveIp": "5.6.7.8",
@@ -262,7 +306,12 @@ fn stat_records_mic_msg_with_every_body_field_and_buckets() {
         assert_eq!(rec["args"], json!({ "msg": [one.clone(), one] }));
     }
     // An empty report decodes as an empty map, not as a missing one.
-    let mut stat = StatFProxy::new(proxy(&fake, Servant::Stat, Protocol::Tars, Duration::from_secs(5)));
+    let mut stat = StatFProxy::new(proxy(
+        &fake,
+        Servant::Stat,
+        Protocol::Tars,
+        Duration::from_secs(5),
+    ));
     assert_eq!(stat.report_mic_msg(&BTreeMap::new(), true).unwrap(), 0);
     let rec = last_call(&fake, Servant::Stat, "reportMicMsg", Protocol::Tars);
     assert_eq!(rec["args"], json!({"msg": [], "bFromClient": true}));
@@ -304,19 +353,30 @@ fn property_records_several_policies() {
             info("Distr", "0|10,10|80,100|10"),
         ],
     };
-    let msg: BTreeMap<StatPropMsgHead, StatPropMsgBody> =
-        [(rss.clone(), rss_body.clone()), (latency.clone(), latency_body.clone())]
-            .into_iter()
-            .collect();
+    let msg: BTreeMap<StatPropMsgHead, StatPropMsgBody> = [
+        (rss.clone(), rss_body.clone()),
+        (latency.clone(), latency_body.clone()),
+    ]
+    .into_iter()
+    .collect();
     let want = sorted_entries(&json!([
         {"key": prop_head_json(&rss), "value": prop_body_json(&rss_body)},
         {"key": prop_head_json(&latency), "value": prop_body_json(&latency_body)},
     ]));
     for protocol in BOTH {
-        let mut prop = PropertyFProxy::new(proxy(&fake, Servant::Property, protocol, Duration::from_secs(5)));
+        let mut prop = PropertyFProxy::new(proxy(
+            &fake,
+            Servant::Property,
+            protocol,
+            Duration::from_secs(5),
+        ));
         assert_eq!(prop.report_prop_msg(&msg).unwrap(), 0);
         let rec = last_call(&fake, Servant::Property, "reportPropMsg", protocol);
-        assert_eq!(sorted_entries(&rec["args"]["statmsg"]), want, "{protocol:?}");
+        assert_eq!(
+            sorted_entries(&rec["args"]["statmsg"]),
+            want,
+            "{protocol:?}"
+        );
     }
 }
 
@@ -335,10 +395,24 @@ fn registry_resolves_framework_objects_to_the_fake() {
         ..EndpointF::default()
     };
     for protocol in BOTH {
-        let mut query = QueryFProxy::new(proxy(&fake, Servant::Registry, protocol, Duration::from_secs(5)));
-        for servant in [Servant::Stat, Servant::Property, Servant::Config, Servant::Log] {
+        let mut query = QueryFProxy::new(proxy(
+            &fake,
+            Servant::Registry,
+            protocol,
+            Duration::from_secs(5),
+        ));
+        for servant in [
+            Servant::Stat,
+            Servant::Property,
+            Servant::Config,
+            Servant::Log,
+        ] {
             let found = query.find_object_by_id(servant.object()).unwrap();
-            assert_eq!(found, vec![ep(fake.ports().of(servant))], "{servant:?} {protocol:?}");
+            assert_eq!(
+                found,
+                vec![ep(fake.ports().of(servant))],
+                "{servant:?} {protocol:?}"
+            );
             let rec = last_call(&fake, Servant::Registry, "findObjectById", protocol);
             assert_eq!(rec["args"], json!({ "id": servant.object() }));
         }
@@ -348,14 +422,27 @@ fn registry_resolves_framework_objects_to_the_fake() {
         );
         assert!(query.find_object_by_id("No.Such.Obj").unwrap().is_empty());
 
-        let (ret, active, inactive) = query.find_object_by_id4_any(Servant::Stat.object()).unwrap();
-        assert_eq!((ret, active, inactive), (0, vec![ep(fake.ports().stat)], vec![]));
+        let (ret, active, inactive) = query
+            .find_object_by_id4_any(Servant::Stat.object())
+            .unwrap();
+        assert_eq!(
+            (ret, active, inactive),
+            (0, vec![ep(fake.ports().stat)], vec![])
+        );
         let (ret, active, _) = query
             .find_object_by_id_in_same_set(Servant::Log.object(), "s.sz.1")
             .unwrap();
         assert_eq!((ret, active), (0, vec![ep(fake.ports().log)]));
-        let rec = last_call(&fake, Servant::Registry, "findObjectByIdInSameSet", protocol);
-        assert_eq!(rec["args"], json!({"id": Servant::Log.object(), "setId": "s.sz.1"}));
+        let rec = last_call(
+            &fake,
+            Servant::Registry,
+            "findObjectByIdInSameSet",
+            protocol,
+        );
+        assert_eq!(
+            rec["args"],
+            json!({"id": Servant::Log.object(), "setId": "s.sz.1"})
+        );
         let (ret, active, inactive) = query.find_object_by_id4_all("No.Such.Obj").unwrap();
         assert_eq!((ret, active.len(), inactive.len()), (0, 0, 0));
     }
@@ -371,7 +458,12 @@ fn config_answers_per_file_and_minus_one_for_unknown() {
             .config_file("empty.conf", ""),
     );
     for protocol in BOTH {
-        let mut config = ConfigFProxy::new(proxy(&fake, Servant::Config, protocol, Duration::from_secs(5)));
+        let mut config = ConfigFProxy::new(proxy(
+            &fake,
+            Servant::Config,
+            protocol,
+            Duration::from_secs(5),
+        ));
         let (ret, text) = config
             .load_config("TestApp", "HelloServer", "HelloServer.conf")
             .unwrap();
@@ -382,18 +474,31 @@ fn config_answers_per_file_and_minus_one_for_unknown() {
             json!({"app": "TestApp", "server": "HelloServer", "filename": "HelloServer.conf"})
         );
         assert_eq!(
-            config.load_config("TestApp", "HelloServer", "empty.conf").unwrap(),
+            config
+                .load_config("TestApp", "HelloServer", "empty.conf")
+                .unwrap(),
             (0, String::new())
         );
         assert_eq!(
-            config.load_config("TestApp", "HelloServer", "missing.conf").unwrap(),
+            config
+                .load_config("TestApp", "HelloServer", "missing.conf")
+                .unwrap(),
             (-1, String::new())
         );
 
         let (ret, files) = config.list_config("TestApp", "HelloServer").unwrap();
-        assert_eq!((ret, files), (0, vec!["HelloServer.conf".to_owned(), "empty.conf".to_owned()]));
+        assert_eq!(
+            (ret, files),
+            (
+                0,
+                vec!["HelloServer.conf".to_owned(), "empty.conf".to_owned()]
+            )
+        );
         let rec = last_call(&fake, Servant::Config, "ListConfig", protocol);
-        assert_eq!(rec["args"], json!({"app": "TestApp", "server": "HelloServer"}));
+        assert_eq!(
+            rec["args"],
+            json!({"app": "TestApp", "server": "HelloServer"})
+        );
 
         let info = ConfigInfo {
             appname: "TestApp".into(),
@@ -474,7 +579,10 @@ fn unknown_function_and_bad_arguments_are_refused_and_recorded() {
         }
         let calls = fake.calls(Servant::Node, "keepAlive");
         let last = calls.last().unwrap();
-        assert!(last["error"].as_str().unwrap().starts_with("decode"), "{last}");
+        assert!(
+            last["error"].as_str().unwrap().starts_with("decode"),
+            "{last}"
+        );
         assert!(last.get("args").is_none());
     }
     let unknown = fake.calls(Servant::Node, "noSuchFunction");
@@ -495,14 +603,22 @@ fn delay_makes_a_short_timeout_call_time_out() {
         pid: 9,
         adapter: "AdminAdapter".into(),
     };
-    let mut node = ServerFProxy::new(proxy(&fake, Servant::Node, Protocol::Tars, Duration::from_millis(300)));
+    let mut node = ServerFProxy::new(proxy(
+        &fake,
+        Servant::Node,
+        Protocol::Tars,
+        Duration::from_millis(300),
+    ));
     let t0 = Instant::now();
     match node.keep_alive(&info) {
         Err(CallError::Timeout { .. }) => {}
         other => panic!("want a timeout, got {other:?}"),
     }
     let waited = t0.elapsed();
-    assert!(waited < Duration::from_millis(1_400), "timed out only after {waited:?}");
+    assert!(
+        waited < Duration::from_millis(1_400),
+        "timed out only after {waited:?}"
+    );
     // The slow node still decoded it: the timeout is the answer's, not the request's.
     assert_eq!(
         last_call(&fake, Servant::Node, "keepAlive", Protocol::Tars)["args"]["serverInfo"],
@@ -510,7 +626,12 @@ fn delay_makes_a_short_timeout_call_time_out() {
     );
 
     // Stat answers at once.
-    let mut stat = StatFProxy::new(proxy(&fake, Servant::Stat, Protocol::Tars, Duration::from_millis(1_000)));
+    let mut stat = StatFProxy::new(proxy(
+        &fake,
+        Servant::Stat,
+        Protocol::Tars,
+        Duration::from_millis(1_000),
+    ));
     assert_eq!(stat.report_mic_msg(&BTreeMap::new(), false).unwrap(), 0);
 
     // A long enough timeout gets the late answer.
@@ -520,7 +641,12 @@ fn delay_makes_a_short_timeout_call_time_out() {
     // And the delay can be lifted while running.
     let mut fake = fake;
     fake.set_delay(None, 0).unwrap();
-    let mut quick = ServerFProxy::new(proxy(&fake, Servant::Node, Protocol::Tup, Duration::from_millis(1_000)));
+    let mut quick = ServerFProxy::new(proxy(
+        &fake,
+        Servant::Node,
+        Protocol::Tup,
+        Duration::from_millis(1_000),
+    ));
     assert_eq!(quick.keep_alive(&info).unwrap(), 0);
 }
 
@@ -533,14 +659,30 @@ fn down_servant_refuses_connections_and_comes_back_on_its_port() {
         pid: 9,
         adapter: "AdminAdapter".into(),
     };
-    let mut node = ServerFProxy::new(proxy(&fake, Servant::Node, Protocol::Tars, Duration::from_secs(2)));
+    let mut node = ServerFProxy::new(proxy(
+        &fake,
+        Servant::Node,
+        Protocol::Tars,
+        Duration::from_secs(2),
+    ));
     match node.keep_alive(&info) {
         Err(CallError::Connect { .. }) => {}
         other => panic!("want a connect error, got {other:?}"),
     }
     // The others are up.
-    let mut query = QueryFProxy::new(proxy(&fake, Servant::Registry, Protocol::Tars, Duration::from_secs(2)));
-    assert_eq!(query.find_object_by_id(Servant::Stat.object()).unwrap().len(), 1);
+    let mut query = QueryFProxy::new(proxy(
+        &fake,
+        Servant::Registry,
+        Protocol::Tars,
+        Duration::from_secs(2),
+    ));
+    assert_eq!(
+        query
+            .find_object_by_id(Servant::Stat.object())
+            .unwrap()
+            .len(),
+        1
+    );
 
     fake.set_up(Servant::Node).unwrap();
     assert_eq!(node.keep_alive(&info).unwrap(), 0);
@@ -552,7 +694,12 @@ fn down_servant_refuses_connections_and_comes_back_on_its_port() {
         Err(CallError::Closed { .. } | CallError::Io { .. } | CallError::Connect { .. }) => {}
         other => panic!("want a failed call, got {other:?}"),
     }
-    let mut fresh = ServerFProxy::new(proxy(&fake, Servant::Node, Protocol::Tars, Duration::from_secs(2)));
+    let mut fresh = ServerFProxy::new(proxy(
+        &fake,
+        Servant::Node,
+        Protocol::Tars,
+        Duration::from_secs(2),
+    ));
     match fresh.keep_alive(&info) {
         Err(CallError::Connect { .. }) => {}
         other => panic!("want a connect error, got {other:?}"),
@@ -593,5 +740,38 @@ fn config_lines_point_at_the_fake() {
     for s in Servant::ALL {
         std::net::TcpStream::connect_timeout(&fake.addr(s), Duration::from_secs(2))
             .unwrap_or_else(|e| panic!("{s:?}: {e}"));
+    }
+}
+
+#[test]
+fn sigterm_exits_cleanly_and_large_config_content_survives() {
+    // Bigger than one command-line argument may be: the harness passes configs in a file.
+    let big = "k=v\n".repeat(50_000);
+    let mut fake = start("sigterm", Options::new().config_file("big.conf", &big));
+    let mut config = ConfigFProxy::new(proxy(
+        &fake,
+        Servant::Config,
+        Protocol::Tars,
+        Duration::from_secs(5),
+    ));
+    let (ret, text) = config.load_config("A", "B", "big.conf").unwrap();
+    assert_eq!((ret, text.len()), (0, big.len()));
+    assert_eq!(
+        fake.wait_calls(Servant::Config, "loadConfig", 1, Duration::from_secs(1))
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let status = fake.terminate(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        status.map(|s| s.success()),
+        Some(true),
+        "{}",
+        fake.stderr_tail()
+    );
+    match config.load_config("A", "B", "big.conf") {
+        Err(CallError::Closed { .. } | CallError::Io { .. } | CallError::Connect { .. }) => {}
+        other => panic!("want a failed call after SIGTERM, got {other:?}"),
     }
 }

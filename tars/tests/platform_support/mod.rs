@@ -13,7 +13,7 @@ use std::fs;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -213,7 +213,8 @@ impl Options {
 
     /// loadConfig of `name` answers 0 and `content`.
     pub fn config_file(mut self, name: &str, content: &str) -> Self {
-        self.config_files.push((name.to_owned(), content.to_owned()));
+        self.config_files
+            .push((name.to_owned(), content.to_owned()));
         self
     }
 
@@ -229,6 +230,7 @@ impl Options {
         self
     }
 
+    /// The script's options, except the config files (see [`Options::config_json`]).
     fn args(&self) -> Vec<String> {
         let mut a = Vec::new();
         let mut push = |k: &str, v: String| {
@@ -244,9 +246,6 @@ impl Options {
         for s in &self.down {
             push("--down", s.key().to_owned());
         }
-        for (name, content) in &self.config_files {
-            push("--config-file", format!("{name}={content}"));
-        }
         for (id, addr) in &self.resolve {
             push("--resolve", format!("{id}={}:{}", addr.ip(), addr.port()));
         }
@@ -254,6 +253,19 @@ impl Options {
             push("--port", format!("{}={port}", s.key()));
         }
         a
+    }
+}
+
+impl Options {
+    /// The config files as the JSON object `--config-json` reads (a file, not arguments,
+    /// so no size limit of the command line applies).
+    fn config_json(&self) -> String {
+        let files: serde_json::Map<String, Value> = self
+            .config_files
+            .iter()
+            .map(|(name, content)| (name.clone(), Value::String(content.clone())))
+            .collect();
+        Value::Object(files).to_string()
     }
 }
 
@@ -363,6 +375,9 @@ impl FakePlatform {
         let stderr_path = records_dir.join(format!("{stem}.stderr"));
         // Created empty now, so records() before the first call reads an empty file.
         fs::write(&records, b"").map_err(io_err(format!("creating {}", records.display())))?;
+        let configs = records_dir.join(format!("{stem}.configs.json"));
+        fs::write(&configs, options.config_json())
+            .map_err(io_err(format!("writing {}", configs.display())))?;
         let stderr = fs::File::create(&stderr_path)
             .map_err(io_err(format!("creating {}", stderr_path.display())))?;
 
@@ -370,6 +385,8 @@ impl FakePlatform {
             .arg(&script)
             .arg("--records")
             .arg(&records)
+            .arg("--config-json")
+            .arg(&configs)
             .args(options.args())
             .current_dir(&dir)
             .stdin(Stdio::piped())
@@ -549,6 +566,49 @@ impl FakePlatform {
                     after: timeout,
                     records: records.len(),
                 });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until at least `n` calls to `func` of `servant` are recorded; returns them.
+    pub fn wait_calls(
+        &self,
+        servant: Servant,
+        func: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Value>, PlatformError> {
+        let is_call = |r: &Value| r["servant"] == servant.object() && r["func"] == func;
+        let records = self.wait_for(|r| r.iter().filter(|x| is_call(x)).count() >= n, timeout)?;
+        Ok(records.into_iter().filter(is_call).collect())
+    }
+
+    /// Sends SIGTERM (by pid, through `kill`) and waits at most `timeout` for node to exit;
+    /// its exit status, `None` if it did not exit in time (Drop still kills it).
+    pub fn terminate(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, PlatformError> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .map_err(io_err(format!("running kill -TERM {pid}")))?;
+        if !sent.success() {
+            return Err(PlatformError::Command {
+                command: format!("kill -TERM {pid}"),
+                detail: format!("exited with {sent}"),
+            });
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .map_err(io_err(format!("waiting for node {pid}")))?
+            {
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
             }
             std::thread::sleep(Duration::from_millis(20));
         }

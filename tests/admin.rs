@@ -117,3 +117,29 @@ fn admin_shutdown_is_a_graceful_stop() {
     assert!(gone.is_some());
     assert!(!s.pid_file().exists());
 }
+
+#[test]
+fn setloglevel_takes_effect_in_every_process() {
+    let port = free_port();
+    let s = Server::new(Opts {
+        extra: vec![
+            format!("local=tcp -h 127.0.0.1 -p {port} -t 10000"),
+            "logLevel=INFO".into(),
+        ],
+        ..Opts::default()
+    });
+    let master = s.start();
+    // The manager logs each spawn at DEBUG: invisible at INFO.
+    kill(master, libc::SIGTTIN);
+    s.wait_role_up("worker", 3, Duration::from_secs(5));
+    assert!(!s.log().contains("spawned event worker 3"), "{}", s.log());
+    let answer = admin(port).notify("tars.setloglevel DEBUG").unwrap();
+    assert!(answer.contains("DEBUG"), "{answer}");
+    kill(master, libc::SIGTTIN);
+    s.wait_role_up("worker", 4, Duration::from_secs(5));
+    let logged = wait_for(Duration::from_secs(2), || {
+        s.log().contains("spawned event worker 4").then_some(())
+    });
+    assert!(logged.is_some(), "the manager now logs DEBUG:\n{}", s.log());
+    assert!(s.cmd(&["stop"]).status.success());
+}

@@ -177,6 +177,20 @@ fn node_records_keepalive_with_adapter_and_report_version() {
         let rec = last_call(&fake, Servant::Node, "getLatestKeepAliveTime", protocol);
         assert_eq!(rec["args"], json!({}));
     }
+    // `peer` tells connections apart: one per proxy, all on loopback.
+    let peers: Vec<String> = fake
+        .calls(Servant::Node, "keepAlive")
+        .iter()
+        .map(|r| r["peer"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(peers.len(), 4);
+    assert!(
+        peers.iter().all(|p| p.starts_with("127.0.0.1:")),
+        "{peers:?}"
+    );
+    assert_eq!(peers[0], peers[1]);
+    assert_eq!(peers[2], peers[3]);
+    assert_ne!(peers[0], peers[2]);
     // Oneway keepAlive is recorded too (no reply to wait for, so poll).
     let mut node = ServerFProxy::new(proxy(
         &fake,

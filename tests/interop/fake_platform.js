@@ -9,7 +9,8 @@
 //   log       tars.tarslog.LogObj             LogF      (logger, loggerbyInfo)
 // and appends every call it decodes, as one JSON line, to the records file:
 //   {"t": ms, "servant": "tars.tarsstat.StatObj", "func": "reportMicMsg", "version": 1|3,
-//    "oneway": bool, "requestId": n, "context": {...}, "args": {<IDL name>: value, ...}}
+//    "oneway": bool, "requestId": n, "context": {...}, "peer": "127.0.0.1:port",
+//    "args": {<IDL name>: value, ...}}
 // (a call whose arguments do not decode gets "error" instead of "args" and is answered -1).
 // Interfaces and structs come from the IDL files (tars/idl, see platform_idl.js), so field
 // names, tags and parameter order are the IDL's.
@@ -139,6 +140,12 @@ function record(line) {
   if (recordsFd !== null) fs.writeSync(recordsFd, `${JSON.stringify(line)}\n`);
 }
 
+// The caller's address: which connection (and so which process) a call came on.
+function peerOf(current) {
+  const ep = current.getEndpoint();
+  return ep ? `${ep.sHost}:${ep.iPort}` : '';
+}
+
 function contextJson(current) {
   const out = {};
   const ctx = current.getContext();
@@ -263,6 +270,7 @@ function makeHandler(key) {
       oneway: req.cPacketType === 1,
       requestId: req.iRequestId,
       context: contextJson(current),
+      peer: peerOf(current),
     };
     const func = itf.funcs[funcName];
     if (!func) {

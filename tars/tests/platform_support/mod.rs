@@ -2,6 +2,15 @@
 //! loopback ports, hands out the object strings and config lines that point a server at
 //! it, reads back what it decoded, and kills it (by pid) when dropped.
 //!
+//! Each record (one JSON line per decoded call) looks like
+//! `{"t": ms, "servant": "tars.tarsstat.StatObj", "func": "reportMicMsg", "version": 1,
+//! "oneway": false, "requestId": 1, "context": {}, "peer": "127.0.0.1:port",
+//! "args": {"msg": [{"key": {..}, "value": {..}}], "bFromClient": false}}`: arguments under
+//! the IDL's names, structs as objects, maps with a struct key as `[{key, value}]`, other
+//! maps as objects (keys as strings, e.g. `intervalCount: {"100": 3}`), `long` as a number
+//! when exact, else a decimal string. A call that did not decode has `"error"` instead of
+//! `"args"`.
+//!
 //! Shared by the tests of several crates (`#[path = ".../platform_support/mod.rs"] mod
 //! platform_support;`), so it depends on std and serde_json only. Needs node and
 //! `npm ci --prefix tests/interop`.

@@ -39,12 +39,9 @@ extern "C" fn after_fork_in_child() {
 
 fn install_atfork() {
     ATFORK.call_once(|| {
-        // SAFETY: registers a handler that only does an atomic add on a static, which is
-        // async-signal-safe and valid in the single-threaded child after fork.
-        let rc = unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
         // Without the handler a child could share its parent's entry; it only fails on
         // ENOMEM, and then every registration is refused (writers take the lock instead).
-        if rc != 0 {
+        if !crate::mem::on_fork_in_child(after_fork_in_child) {
             FORK_GEN.store(u64::MAX, Ordering::Relaxed);
         }
     });

@@ -1,5 +1,6 @@
 //! The unsafe layer: the shared mapping seen as 64- and 32-bit atomic words, and the
-//! two libc calls the lock needs. Everything above this module is safe code.
+//! libc calls the crate needs (kill(pid, 0) for liveness, pthread_atfork for the hazard
+//! registry). Everything above this module is safe code.
 //!
 //! Every byte of the table is read and written through atomics, never through plain
 //! references, because other processes change it concurrently: a plain read racing
@@ -108,4 +109,13 @@ pub(crate) fn pid_exists(pid: u32) -> bool {
     let rc = unsafe { libc::kill(pid, 0) };
     // EPERM means it exists but belongs to someone else: still alive.
     rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Registers `handler` to run in the child after every `fork()`; false if it could not.
+/// The handler must be async-signal-safe (it runs in the single-threaded child).
+pub(crate) fn on_fork_in_child(handler: extern "C" fn()) -> bool {
+    // SAFETY: pthread_atfork only records the function pointer; `handler` is a plain
+    // `extern "C" fn` valid for the life of the program (callers pass a function that
+    // does one atomic add on a static).
+    unsafe { libc::pthread_atfork(None, None, Some(handler)) == 0 }
 }

@@ -128,7 +128,7 @@ pub struct Cell(IntCell);
 impl Cell {
     /// Adds `delta` and returns the new value.
     pub fn add(&self, delta: i64) -> i64 {
-        self.0.fetch_add(delta) + delta
+        self.0.fetch_add(delta).wrapping_add(delta)
     }
     /// Stores `v`.
     pub fn store(&self, v: i64) {

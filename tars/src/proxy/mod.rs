@@ -147,6 +147,37 @@ pub enum CallError {
     },
 }
 
+/// One finished call through a [`Proxy`], as a call observer sees it (client-side
+/// statistics are built from these).
+#[derive(Debug, Clone, Copy)]
+pub struct CallRecord<'a> {
+    /// The servant called.
+    pub servant: &'a str,
+    /// The function called.
+    pub func: &'a str,
+    /// The servant's address.
+    pub addr: SocketAddr,
+    /// A oneway call (no reply awaited).
+    pub oneway: bool,
+    /// From the send to the reply (or the failure).
+    pub elapsed: Duration,
+    /// How it ended.
+    pub result: Result<(), &'a CallError>,
+}
+
+/// Receives every call made through any [`Proxy`] of this thread.
+pub type CallObserver = Box<dyn Fn(&CallRecord<'_>)>;
+
+thread_local! {
+    static OBSERVER: std::cell::RefCell<Option<CallObserver>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs (or with `None` removes) the observer of this thread's proxy calls. A
+/// server installs one per process to record client-side call statistics.
+pub fn set_call_observer(observer: Option<CallObserver>) {
+    OBSERVER.with(|o| *o.borrow_mut() = observer);
+}
+
 /// The arguments of one call, in the proxy's encoding.
 #[derive(Debug)]
 pub enum Args {
@@ -276,13 +307,35 @@ impl Proxy {
 
     /// Calls `func` and waits for its reply; a non-zero result code is an error.
     pub fn invoke(&mut self, func: &str, args: Args) -> Result<Returns, CallError> {
-        let id = self.send(func, args, PACKET_NORMAL)?;
-        self.receive(func, id)
+        let started = Instant::now();
+        let result = self
+            .send(func, args, PACKET_NORMAL)
+            .and_then(|id| self.receive(func, id));
+        self.observe(func, started, false, result.as_ref().map(|_| ()));
+        result
     }
 
     /// Calls `func` without waiting for (or getting) a reply.
     pub fn invoke_oneway(&mut self, func: &str, args: Args) -> Result<(), CallError> {
-        self.send(func, args, PACKET_ONEWAY).map(|_| ())
+        let started = Instant::now();
+        let result = self.send(func, args, PACKET_ONEWAY).map(|_| ());
+        self.observe(func, started, true, result.as_ref().map(|_| ()));
+        result
+    }
+
+    fn observe(&self, func: &str, started: Instant, oneway: bool, result: Result<(), &CallError>) {
+        OBSERVER.with(|o| {
+            if let Some(f) = o.borrow().as_ref() {
+                f(&CallRecord {
+                    servant: &self.servant,
+                    func,
+                    addr: self.addr,
+                    oneway,
+                    elapsed: started.elapsed(),
+                    result,
+                });
+            }
+        });
     }
 
     fn send(&mut self, func: &str, args: Args, packet_type: i8) -> Result<i32, CallError> {

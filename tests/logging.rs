@@ -294,3 +294,69 @@ fn without_rotation_due_nothing_is_rotated_and_lines_are_whole() {
     );
     assert!(s.cmd(&["stop"]).status.success());
 }
+
+fn admin(port: u16) -> tarsfork_tars::framework::tars::AdminFProxy {
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut p = tarsfork_tars::proxy::Proxy::new(addr, "AdminObj");
+    p.set_timeout(Duration::from_secs(3));
+    tarsfork_tars::framework::tars::AdminFProxy::new(p)
+}
+
+/// Lines whose message starts with `prefix`, from any log file.
+fn count_lines(s: &Server, prefix: &str) -> usize {
+    read_all(s)
+        .iter()
+        .flat_map(|f| f.2.iter())
+        .filter(|l| l.msg.starts_with(prefix))
+        .count()
+}
+
+#[test]
+fn setloglevel_reaches_event_workers_forked_before_it() {
+    let port = free_port();
+    let s = Server::new(Opts {
+        workers: 3,
+        extra: vec![
+            format!("local=tcp -h 127.0.0.1 -p {port} -t 10000"),
+            "logLevel=INFO".into(),
+        ],
+        ..Opts::default()
+    });
+    let master = s.start();
+    s.wait_role_up("worker", 3, Duration::from_secs(20));
+    // A TTOU'd worker logs `draining` at INFO; at ERROR neither it nor the manager's
+    // `retiring` line may appear, though both processes existed before the change.
+    let answer = admin(port).notify("tars.setloglevel ERROR").unwrap();
+    assert!(answer.contains("ERROR"), "{answer}");
+    kill(master, libc::SIGTTOU);
+    s.wait_role_up("worker", 2, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(count_lines(&s, "draining ("), 0, "{}", s.log());
+    assert_eq!(count_lines(&s, "retiring event worker"), 0, "{}", s.log());
+    // Back to INFO: the next retirement is logged by both processes.
+    admin(port).notify("tars.setloglevel INFO").unwrap();
+    kill(master, libc::SIGTTOU);
+    let logged = wait_for(Duration::from_secs(10), || {
+        (count_lines(&s, "draining (") == 1 && count_lines(&s, "retiring event worker") == 1)
+            .then_some(())
+    });
+    assert!(
+        logged.is_some(),
+        "INFO lines back after setloglevel INFO:\n{}",
+        s.log()
+    );
+    // NONE silences everything, ERROR included.
+    admin(port).notify("tars.setloglevel NONE").unwrap();
+    let before = s.log().len();
+    kill(master, libc::SIGTTIN);
+    s.wait_role_up("worker", 2, Duration::from_secs(20));
+    kill(master, libc::SIGUSR1);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        s.log().len(),
+        before,
+        "nothing logged at NONE:\n{}",
+        s.log()
+    );
+    assert!(s.cmd(&["stop"]).status.success());
+}

@@ -360,3 +360,39 @@ fn setloglevel_reaches_event_workers_forked_before_it() {
     );
     assert!(s.cmd(&["stop"]).status.success());
 }
+
+#[test]
+fn a_log_moved_away_is_followed_within_the_check_interval_without_winch() {
+    let s = Server::new(Opts::default());
+    let master = s.start();
+    s.wait_role_up("worker", 2, Duration::from_secs(20));
+    let workers: BTreeSet<i32> = s.pids_of("worker").into_iter().collect();
+    // What logrotate does without a postrotate signal: move the file away.
+    let moved = generation(&s, 9);
+    std::fs::rename(s.log_file(), &moved).unwrap();
+    let moved_len = std::fs::metadata(&moved).unwrap().len();
+    // The documented bound: every process looks again within one check interval.
+    std::thread::sleep(Duration::from_millis(1200));
+    kill(master, libc::SIGUSR1);
+    let drained = wait_for(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(s.log_file()).ok()?;
+        let pids: BTreeSet<i32> = text
+            .lines()
+            .map(|l| parse_line(l).unwrap_or_else(|| panic!("malformed line {l:?}")))
+            .filter(|l| l.msg.starts_with("draining ("))
+            .map(|l| l.pid)
+            .collect();
+        (pids == workers && text.contains("rolling reload")).then_some(())
+    });
+    assert!(
+        drained.is_some(),
+        "manager and both old workers wrote into the new file:\n{}",
+        s.log()
+    );
+    assert_eq!(
+        std::fs::metadata(&moved).unwrap().len(),
+        moved_len,
+        "nothing was written into the moved file"
+    );
+    assert!(s.cmd(&["stop"]).status.success());
+}

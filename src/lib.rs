@@ -13,6 +13,7 @@
 //! ```
 
 pub mod admin;
+mod callstats;
 pub mod cli;
 pub mod config;
 mod config_pull;
@@ -26,6 +27,7 @@ pub mod master;
 pub mod pidfile;
 pub mod platform;
 mod process;
+mod reporter;
 pub mod scoreboard;
 pub mod service;
 pub mod settings;

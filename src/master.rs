@@ -107,6 +107,32 @@ fn bind(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// The statistics and properties tables, in the server's shared-memory directory.
+fn create_platform_tables(shared: &mut Shared) -> Result<(), Error> {
+    use crate::platform::aggregate::Capacity;
+    let processes = 2 * (shared.settings.worker_num + shared.settings.task_worker_num) + 64;
+    let shm = |e: crate::platform::aggregate::StoreError| Error::Shm(e.to_string());
+    if shared.settings.client.stat.is_some() {
+        let cap = Capacity {
+            keys: 4096,
+            processes,
+        };
+        shared.stats = Some(
+            crate::platform::stats::StatTable::create(&shared.shm_dir.join("stats"), cap)
+                .map_err(shm)?,
+        );
+    }
+    let cap = Capacity {
+        keys: 1024,
+        processes,
+    };
+    shared.props = Some(
+        crate::platform::props::PropTable::create(&shared.shm_dir.join("props"), cap)
+            .map_err(shm)?,
+    );
+    Ok(())
+}
+
 /// Pulls the application's config files from tarsconfig before any worker starts.
 fn pull_configs(settings: &Settings, service: &Service) -> Result<(), Error> {
     if service.config_files.is_empty() {
@@ -234,6 +260,7 @@ fn start_and_supervise(
         Some(pidfile),
     )?;
     shared.launcher = launcher.take();
+    create_platform_tables(&mut shared)?;
     if let Some(a) = &admin {
         shared.master_only_fds = a.fds();
     }
@@ -248,6 +275,12 @@ fn start_and_supervise(
     let result = supervise(&mut shared, service, &wake, &me, admin);
     // Whatever happened, leave nothing behind.
     shared.scoreboard.unlink();
+    if let Some(t) = &shared.stats {
+        let _ = t.unlink();
+    }
+    if let Some(t) = &shared.props {
+        let _ = t.unlink();
+    }
     let _ = std::fs::remove_dir_all(&shared.shm_dir);
     if let Some(p) = shared.pidfile.take() {
         p.remove();

@@ -55,6 +55,10 @@ pub(crate) struct Shared {
     pub launcher: Option<OwnedFd>,
     /// Descriptors only the master may keep (the admin listener): closed in children.
     pub master_only_fds: Vec<RawFd>,
+    /// Call statistics (present when `<client> stat` is configured).
+    pub stats: Option<crate::platform::stats::StatTable>,
+    /// Application and built-in properties.
+    pub props: Option<crate::platform::props::PropTable>,
 }
 
 impl Shared {
@@ -83,6 +87,8 @@ impl Shared {
             pidfile,
             launcher: None,
             master_only_fds: Vec::new(),
+            stats: None,
+            props: None,
         })
     }
 

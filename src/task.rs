@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::heartbeat::Heartbeat;
 use crate::process::{ChildBoot, Shared};
+use crate::reporter::Reporter;
 use crate::scoreboard::ProcState;
 use crate::service::{Service, TaskCtx, Timers};
 use crate::signals::{self, Action};
@@ -58,6 +59,12 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> std::io::Resul
     } else {
         None
     };
+    let mut reporter = if boot.id == first_task_id {
+        Reporter::new(shared)
+    } else {
+        None
+    };
+    crate::callstats::observe_client_calls(shared);
     handle.set_state(ProcState::Idle);
     handle.heartbeat();
     let fds = [wake.fd(), shared.master_alive_fd(), queue.as_raw_fd()];
@@ -68,6 +75,9 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> std::io::Resul
         let mut wait = timers.next_due_in(now).unwrap_or(500).min(500);
         if let Some(h) = &heartbeat {
             wait = wait.min(h.due_in(now));
+        }
+        if let Some(r) = &reporter {
+            wait = wait.min(r.due_in(now));
         }
         let ready = sys::poll_readable(&fds, Some(Duration::from_millis(wait as u64)))?;
         handle.heartbeat();
@@ -114,6 +124,9 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> std::io::Resul
         }
         if let Some(h) = heartbeat.as_mut() {
             h.run_due(shared);
+        }
+        if let Some(r) = reporter.as_mut() {
+            r.run_due(shared);
         }
         let now = sys::monotonic_ms();
         timers.run_due(&mut ctx, now);

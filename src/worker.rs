@@ -23,11 +23,12 @@ use tarsfork_tars::packet::{
 };
 use tarsfork_tars::proxy::{Dispatch, Reply};
 
+use crate::callstats::Served;
 use crate::http::{HttpDate, ParseStatus, Request, RequestParser, Response};
-use crate::settings::Protocol;
 use crate::process::{ChildBoot, Shared};
 use crate::scoreboard::{ProcHandle, ProcState};
 use crate::service::{Ctx, Service, TaskClient, Timers};
+use crate::settings::Protocol;
 use crate::signals::{self, Action};
 use crate::{log, sys, taskq, EXIT_BOOT_ERROR};
 
@@ -72,6 +73,8 @@ const MAX_TARS_FRAME: usize = tarsfork_tars::frame::DEFAULT_MAX_FRAME;
 struct Conn {
     stream: TcpStream,
     token: Token,
+    /// The client's IP, for statistics.
+    peer: String,
     adapter: usize,
     wire: Wire,
     inbuf: Vec<u8>,
@@ -87,6 +90,8 @@ struct Conn {
 
 struct Adapter {
     idle_ms: i64,
+    /// The listening port (statistics tell adapters apart by it).
+    port: i32,
     settings: crate::settings::AdapterSettings,
     /// Open connections of the adapter, all workers together.
     conns: crate::scoreboard::Cell,
@@ -117,6 +122,8 @@ struct Worker<'a> {
     last_sweep: i64,
     /// This worker's servants by full name (`App.Server.Obj`).
     servants: HashMap<String, Box<dyn Dispatch>>,
+    /// Server-side call statistics (when `<client> stat` is configured).
+    stats: Option<Served<'a>>,
 }
 
 /// Runs an event worker until it has drained; never returns.
@@ -169,6 +176,7 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32
             .adapter_conns(&a.name)
             .map_err(|e| io::Error::other(e.to_string()))?;
         adapters.push(Adapter {
+            port: i32::from(a.endpoint.port),
             conns,
             mine,
             idle_ms: a.idle_timeout().as_millis() as i64,
@@ -207,7 +215,9 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32
         scratch: vec![0u8; READ_CHUNK],
         last_sweep: 0,
         servants: make_servants(shared, service),
+        stats: Served::new(shared),
     };
+    crate::callstats::observe_client_calls(shared);
 
     if let Some(start) = &service.on_worker_start {
         if let Err(msg) = start(&mut w.ctx) {
@@ -387,6 +397,7 @@ impl Worker<'_> {
             let mut conn = Conn {
                 stream,
                 token: Token(CONN_BASE + idx),
+                peer: peer.ip().to_string(),
                 adapter: listener_index,
                 wire,
                 inbuf: Vec::new(),
@@ -539,7 +550,9 @@ impl Worker<'_> {
                 Ok(Some(frame)) => match RequestPacket::decode(frame) {
                     Ok(r) => r,
                     Err(e) => {
-                        log::debug(&format!("closing a Tars connection: bad request packet: {e}"));
+                        log::debug(&format!(
+                            "closing a Tars connection: bad request packet: {e}"
+                        ));
                         conn.close_after_write = true;
                         break;
                     }
@@ -551,12 +564,27 @@ impl Worker<'_> {
                     break;
                 }
             };
-            self.handle.begin_request(sys::monotonic_ms());
+            let started = sys::monotonic_ms();
+            self.handle.begin_request(started);
             let reply = match self.servants.get_mut(&request.servant_name) {
                 Some(servant) => servant.dispatch(&request),
                 None => no_such_servant(&request),
             };
             self.handle.end_request();
+            if let Some(st) = &self.stats {
+                let ms = sys::monotonic_ms() - started;
+                let ret = reply.ret().unwrap_or(0);
+                let port = self.adapters[conn.adapter].port;
+                st.tars(
+                    request.version,
+                    request.is_oneway(),
+                    &request.func_name,
+                    &conn.peer,
+                    port,
+                    ret,
+                    ms,
+                );
+            }
             self.served += 1;
             match reply.encode_frame() {
                 Ok(Some(frame)) => conn.outbuf.extend_from_slice(&frame),
@@ -566,7 +594,10 @@ impl Worker<'_> {
                     request.servant_name, request.func_name
                 )),
             }
-            if self.max_request > 0 && self.served >= self.max_request && self.phase == Phase::Serving {
+            if self.max_request > 0
+                && self.served >= self.max_request
+                && self.phase == Phase::Serving
+            {
                 self.begin_drain("max_request reached");
             }
             if conn.outbuf.len() > MAX_OUTPUT {
@@ -588,7 +619,7 @@ impl Worker<'_> {
             match parser.parse(&conn.inbuf[start..]) {
                 Ok(ParseStatus::Complete { request, consumed }) => {
                     start += consumed;
-                    let keep = self.answer(&request, &mut conn.outbuf);
+                    let keep = self.answer(&request, &mut conn.outbuf, &conn.peer, conn.adapter);
                     if !keep {
                         conn.close_after_write = true;
                     }
@@ -625,11 +656,22 @@ impl Worker<'_> {
     }
 
     /// Answers one HTTP request into `out`; false when the connection must close after it.
-    fn answer(&mut self, request: &Request, out: &mut Vec<u8>) -> bool {
-        self.handle.begin_request(sys::monotonic_ms());
+    fn answer(&mut self, request: &Request, out: &mut Vec<u8>, peer: &str, adapter: usize) -> bool {
+        let started = sys::monotonic_ms();
+        self.handle.begin_request(started);
         let response: Response = (self.service.on_request)(request, &mut self.ctx);
         self.adopt_timers();
         self.handle.end_request();
+        if let Some(st) = &self.stats {
+            let ms = sys::monotonic_ms() - started;
+            st.http(
+                request.path(),
+                peer,
+                self.adapters[adapter].port,
+                response.status(),
+                ms,
+            );
+        }
         self.served += 1;
         let draining = self.phase != Phase::Serving
             || (self.max_request > 0 && self.served >= self.max_request);
@@ -719,7 +761,12 @@ impl Worker<'_> {
 /// Each Tars adapter's servant, made for this worker from the service's factories.
 fn make_servants(shared: &Shared, service: &Service) -> HashMap<String, Box<dyn Dispatch>> {
     let mut out = HashMap::new();
-    for a in shared.settings.adapters.iter().filter(|a| a.protocol == Protocol::Tars) {
+    for a in shared
+        .settings
+        .adapters
+        .iter()
+        .filter(|a| a.protocol == Protocol::Tars)
+    {
         let object = a.servant.rsplit('.').next().unwrap_or(&a.servant);
         match service.servants.iter().find(|(name, _)| name == object) {
             Some((_, make)) => {

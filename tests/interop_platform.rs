@@ -1,0 +1,234 @@
+//! The server against a fake Tars platform written with the real Tars.js libraries
+//! (tests/interop/fake_platform.js on @tars/rpc and @tars/stream): keepAlive,
+//! reportVersion, registry resolution, call statistics, properties, config pull.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+#[path = "../tars/tests/platform_support/mod.rs"]
+#[allow(dead_code, clippy::all)]
+mod platform_support;
+
+#[allow(clippy::all, dead_code)]
+#[rustfmt::skip]
+#[path = "../bin/generated/test_app.rs"]
+mod test_app;
+
+use std::time::Duration;
+
+use platform_support::{FakePlatform, Options, Servant};
+use serde_json::Value;
+use support::*;
+use tarsfork_tars::proxy::Proxy;
+
+const SERVANT: &str = "TestApp.HelloServer.HelloObj";
+
+struct Setup {
+    fake: FakePlatform,
+    server: Server,
+    tars_port: u16,
+    admin_port: u16,
+}
+
+fn setup(stat_via_locator: bool) -> Setup {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let fake = FakePlatform::start(&dir, &Options::new().config_file("app.conf", "k=v\n")).unwrap();
+    let tars_port = free_port();
+    let admin_port = free_port();
+    let mut extra = vec![
+        format!("node={}", fake.node_obj()),
+        format!("config={}", fake.obj(Servant::Config)),
+        format!("local=tcp -h 127.0.0.1 -p {admin_port} -t 10000"),
+        "keepalive-interval=300".into(),
+        "<TestApp.HelloServer.HelloObjAdapter>".into(),
+        format!("  endpoint=tcp -h 127.0.0.1 -p {tars_port} -t 60000"),
+        "  protocol=tars".into(),
+        format!("  servant={SERVANT}"),
+        "</TestApp.HelloServer.HelloObjAdapter>".into(),
+        "</server>".into(),
+        "<client>".into(),
+        format!("locator={}", fake.locator()),
+        "report-interval=500".into(),
+    ];
+    if stat_via_locator {
+        extra.push("stat=tars.tarsstat.StatObj".into());
+        extra.push("property=tars.tarsproperty.PropertyObj".into());
+    } else {
+        extra.push(format!("stat={}", fake.stat_obj()));
+        extra.push(format!("property={}", fake.property_obj()));
+    }
+    extra.push("</client>".into());
+    extra.push("<server>".into());
+    let server = Server::new(Opts {
+        extra,
+        ..Opts::default()
+    });
+    Setup {
+        fake,
+        server,
+        tars_port,
+        admin_port,
+    }
+}
+
+/// Every (head, body) of every reportMicMsg so far with this bFromClient.
+fn stat_entries(fake: &FakePlatform, from_client: bool) -> Vec<(Value, Value)> {
+    fake.calls(Servant::Stat, "reportMicMsg")
+        .iter()
+        .filter(|r| r["args"]["bFromClient"] == from_client)
+        .flat_map(|r| r["args"]["msg"].as_array().cloned().unwrap_or_default())
+        .map(|e| (e["key"].clone(), e["value"].clone()))
+        .collect()
+}
+
+fn count_for(entries: &[(Value, Value)], interface: &str, master: &str) -> i64 {
+    entries
+        .iter()
+        .filter(|(k, _)| k["interfaceName"] == interface && k["masterName"] == master)
+        .map(|(_, v)| v["count"].as_i64().unwrap())
+        .sum()
+}
+
+#[test]
+fn heartbeats_stats_and_properties_reach_the_tars_js_platform() {
+    run(true);
+}
+
+#[test]
+fn stat_and_property_with_explicit_endpoints_skip_the_registry() {
+    run(false);
+}
+
+fn run(via_locator: bool) {
+    let s = setup(via_locator);
+    let master = s.server.start();
+    // keepAlive for every adapter and AdminAdapter, with the master pid.
+    let adapters = [
+        "TestApp.HelloServer.HttpObjAdapter",
+        "TestApp.HelloServer.HelloObjAdapter",
+        "AdminAdapter",
+    ];
+    let all = s.fake.wait_for(
+        |recs| {
+            adapters.iter().all(|a| {
+                recs.iter()
+                    .any(|r| r["func"] == "keepAlive" && r["args"]["serverInfo"]["adapter"] == *a)
+            })
+        },
+        Duration::from_secs(3),
+    );
+    assert!(
+        all.is_ok(),
+        "keepAlive for every adapter: {:?}",
+        s.fake.calls(Servant::Node, "keepAlive")
+    );
+    for r in s.fake.calls(Servant::Node, "keepAlive") {
+        assert_eq!(r["args"]["serverInfo"]["pid"], master, "{r}");
+        assert_eq!(r["args"]["serverInfo"]["application"], "TestApp");
+    }
+    assert_eq!(s.fake.calls(Servant::Node, "reportVersion").len(), 1);
+
+    // 7 HTTP requests, 5 Tars calls, and 2 outgoing proxy calls (each also served once).
+    for _ in 0..7 {
+        assert_eq!(s.server.get("/").0, 200);
+    }
+    let mut p = Proxy::new(([127, 0, 0, 1], s.tars_port).into(), SERVANT);
+    p.set_timeout(Duration::from_secs(3));
+    let mut hello = test_app::HelloProxy::new(p);
+    for i in 0..5 {
+        assert_eq!(
+            hello.test_hello(&format!("x{i}")).unwrap().1,
+            format!("x{i}")
+        );
+    }
+    for _ in 0..2 {
+        let (st, body) = s.server.get(&format!("/proxy?port={}&s=out", s.tars_port));
+        assert_eq!((st, body.as_str()), (200, "out"));
+    }
+    let done = s.fake.wait_for(
+        |_| {
+            let served = stat_entries(&s.fake, false);
+            count_for(&served, "/", "not_tars_client") == 7
+                && count_for(&served, "testHello", "tars_client") == 7
+                && count_for(
+                    &stat_entries(&s.fake, true),
+                    "testHello",
+                    "TestApp.HelloServer",
+                ) == 2
+        },
+        Duration::from_secs(5),
+    );
+    let served = stat_entries(&s.fake, false);
+    let client = stat_entries(&s.fake, true);
+    assert!(
+        done.is_ok(),
+        "server side {served:?}\nclient side {client:?}"
+    );
+    for (k, v) in served.iter().chain(client.iter()) {
+        let count = v["count"].as_i64().unwrap();
+        let buckets: i64 = v["intervalCount"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_i64().unwrap())
+            .sum();
+        assert!(buckets <= count, "buckets within count: {k} {v}");
+        let (min, max) = (
+            v["minRspTime"].as_i64().unwrap(),
+            v["maxRspTime"].as_i64().unwrap(),
+        );
+        assert!(min >= 0 && min <= max, "{k} {v}");
+        assert!(v["totalRspTime"].as_i64().unwrap() >= max);
+    }
+    let out = client
+        .iter()
+        .find(|(k, _)| k["interfaceName"] == "testHello")
+        .unwrap();
+    assert_eq!(out.0["slavePort"], s.tars_port);
+    assert_eq!(out.0["slaveName"], "TestApp.HelloServer");
+
+    // Properties, and the registry that resolved stat and property.
+    let props = s.fake.wait_for(
+        |recs| recs.iter().any(|r| r["func"] == "reportPropMsg"),
+        Duration::from_secs(3),
+    );
+    assert!(props.is_ok());
+    let names: Vec<String> = s
+        .fake
+        .calls(Servant::Property, "reportPropMsg")
+        .iter()
+        .flat_map(|r| r["args"]["statmsg"].as_array().cloned().unwrap_or_default())
+        .map(|e| e["key"]["propertyName"].as_str().unwrap_or("").to_string())
+        .collect();
+    for want in [
+        "tarsfork.memory.rss_kib",
+        "tarsfork.workers",
+        "tarsfork.requests",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    let asked: Vec<String> = s
+        .fake
+        .calls(Servant::Registry, "findObjectById")
+        .iter()
+        .map(|r| r["args"]["id"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        asked.contains(&"tars.tarsstat.StatObj".to_string()),
+        via_locator,
+        "the registry is asked only for objects without @tcp: {asked:?}"
+    );
+
+    // tars.loadconfig through the registry-less config object.
+    let mut admin = tarsfork_tars::framework::tars::AdminFProxy::new({
+        let mut p = Proxy::new(([127, 0, 0, 1], s.admin_port).into(), "AdminObj");
+        p.set_timeout(Duration::from_secs(5));
+        p
+    });
+    let answer = admin.notify("tars.loadconfig app.conf").unwrap();
+    assert!(answer.contains("loaded"), "{answer}");
+    let path = s.server.config.parent().unwrap().join("app.conf");
+    assert_eq!(std::fs::read_to_string(path).unwrap(), "k=v\n");
+    assert!(s.server.cmd(&["stop"]).status.success());
+}

@@ -63,8 +63,8 @@ pub(crate) const BLOB_MAX: usize = 1024;
 pub const QUIESCE_WAIT: Duration = Duration::from_millis(20);
 
 const SUM_COLS: [&str; WIDTH] = [
-    "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13",
-    "v14", "v15",
+    "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14",
+    "v15",
 ];
 const EXT_COLS: [&str; 3] = ["c0", "c1", "c2"];
 const EPOCH_KEY: &[u8] = b"G";
@@ -161,6 +161,40 @@ pub(crate) struct Harvest {
 }
 
 type Id = [u8; 16];
+
+/// Per key: the counters summed so far and the (min, max) merged so far.
+type Acc = HashMap<Id, (Vec<i64>, Option<(i64, i64)>)>;
+
+/// Adds a `sums` row's counters (chunk `chunk`) into `acc`.
+fn fold_sums(acc: &mut Acc, id: Id, chunk: u8, values: &[Value]) {
+    let base = usize::from(chunk) * WIDTH;
+    let counters = &mut acc.entry(id).or_default().0;
+    if counters.len() < base + values.len() {
+        counters.resize(base + values.len(), 0);
+    }
+    for (i, v) in values.iter().enumerate() {
+        let c = &mut counters[base + i];
+        *c = c.wrapping_add(v.as_int().unwrap_or(0));
+    }
+}
+
+/// Merges one (min, max) into `acc`.
+fn fold_extremes(acc: &mut Acc, id: Id, min: i64, max: i64) {
+    let slot = &mut acc.entry(id).or_default().1;
+    *slot = Some(match *slot {
+        Some((lo, hi)) => (lo.min(min), hi.max(max)),
+        None => (min, max),
+    });
+}
+
+/// The id inside a `C` or `X` key.
+fn key_id(key: &[u8]) -> Id {
+    let mut id = [0u8; 16];
+    if let Some(part) = key.get(1..17) {
+        id.copy_from_slice(part);
+    }
+    id
+}
 
 fn hex(id: &Id) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
@@ -293,7 +327,11 @@ impl Store {
         let chunks = max_counters.div_ceil(WIDTH).max(1);
         let procs = cap.processes.max(1);
         let keys = shm_at("creating", &kp, Table::create(&kp, &ks, keys_cap))?;
-        let sums = shm_at("creating", &sp, Table::create(&sp, &ss, keys_cap * 2 * chunks))?;
+        let sums = shm_at(
+            "creating",
+            &sp,
+            Table::create(&sp, &ss, keys_cap * 2 * chunks),
+        )?;
         // Per process: its P row and an X row per key and bank it recorded; plus G.
         let ext_cap = procs * (keys_cap * 2 + 1) + 1;
         let ext = shm_at("creating", &ep, Table::create(&ep, &es, ext_cap))?;
@@ -307,7 +345,7 @@ impl Store {
 
     /// Opens the tables read-write (another process of the server, by path).
     pub(crate) fn open(dir: &Path, name: &str) -> Result<Store> {
-        Store::open_with(dir, name, |p, s| Table::open_with_schema(p, s))
+        Store::open_with(dir, name, Table::open_with_schema)
     }
 
     /// Opens the tables read-only, for inspection: [`Store::peek`] works, writes do not.
@@ -470,8 +508,16 @@ impl Store {
                 ],
             ),
         )?;
-        local.seq = Some(shm("resolving the process row in", ext, ext.int_cell(&pkey, "c0"))?);
-        local.epoch = Some(shm("resolving the epoch in", ext, ext.int_cell(EPOCH_KEY, "c0"))?);
+        local.seq = Some(shm(
+            "resolving the process row in",
+            ext,
+            ext.int_cell(&pkey, "c0"),
+        )?);
+        local.epoch = Some(shm(
+            "resolving the epoch in",
+            ext,
+            ext.int_cell(EPOCH_KEY, "c0"),
+        )?);
         local.nonce = nonce;
         local.pid = pid;
         Ok(())
@@ -528,7 +574,11 @@ impl Store {
                 let col = SUM_COLS[i % WIDTH];
                 if i % WIDTH == 0 {
                     // Creates the zeroed row if missing; lock-free if present.
-                    shm("creating counters in", &self.sums, self.sums.incr(&key, col, 0))?;
+                    shm(
+                        "creating counters in",
+                        &self.sums,
+                        self.sums.incr(&key, col, 0),
+                    )?;
                 }
                 cells.push(shm(
                     "resolving a counter in",
@@ -565,34 +615,26 @@ impl Store {
         let bank = (new_epoch.wrapping_sub(1) & 1) as u8;
         let (alive, stragglers) = self.quiesce()?;
 
-        let mut acc: HashMap<Id, (Vec<i64>, Option<(i64, i64)>)> = HashMap::new();
+        let mut acc = Acc::new();
         for row in self.sums.iter() {
             let row = shm("reading counters of", &self.sums, row)?;
             let key = row.key();
             if key.len() != 19 || key[0] != b'C' || key[17] != bank {
                 continue;
             }
-            let mut id = [0u8; 16];
-            id.copy_from_slice(&key[1..17]);
-            let base = usize::from(key[18]) * WIDTH;
-            let entry = acc.entry(id).or_default();
             for (i, v) in row.values().iter().enumerate() {
                 let v = v.as_int().unwrap_or(0);
-                if v == 0 {
-                    continue;
+                if v != 0 {
+                    // Subtract exactly what was read: an add that arrives after the
+                    // read (a straggler) stays for the next take of this bank.
+                    shm(
+                        "resetting counters in",
+                        &self.sums,
+                        self.sums.incr(key, SUM_COLS[i], v.wrapping_neg()),
+                    )?;
                 }
-                // Subtract exactly what was read: an add that arrives after the read
-                // (a straggler) stays for the next take of this bank.
-                shm(
-                    "resetting counters in",
-                    &self.sums,
-                    self.sums.incr(key, SUM_COLS[i], v.wrapping_neg()),
-                )?;
-                if entry.0.len() <= base + i {
-                    entry.0.resize(base + i + 1, 0);
-                }
-                entry.0[base + i] = entry.0[base + i].wrapping_add(v);
             }
+            fold_sums(&mut acc, key_id(key), key[18], row.values());
         }
 
         let mut gone: Vec<Vec<u8>> = Vec::new();
@@ -605,7 +647,11 @@ impl Store {
             }
             let mut nonce = [0u8; 8];
             nonce.copy_from_slice(&key[18..]);
-            let owner_alive = alive.get(&nonce).copied().unwrap_or(false);
+            // A process missing from the list registered after it was made: it is
+            // alive (and recording in the new bank). Only a listed, exited owner's rows
+            // may go; deleting a live owner's row would send its cached cells into a
+            // freed slot.
+            let owner_alive = alive.get(&nonce).copied().unwrap_or(true);
             if key[17] != bank {
                 if !owner_alive {
                     *remaining.entry(nonce).or_default() += 1;
@@ -615,14 +661,7 @@ impl Store {
             let vals = row.values();
             let int = |i: usize| vals.get(i).and_then(Value::as_int).unwrap_or(0);
             if int(0) != 0 {
-                let (min, max) = (int(1), int(2));
-                let mut id = [0u8; 16];
-                id.copy_from_slice(&key[1..17]);
-                let slot = &mut acc.entry(id).or_default().1;
-                *slot = Some(match *slot {
-                    Some((lo, hi)) => (lo.min(min), hi.max(max)),
-                    None => (min, max),
-                });
+                fold_extremes(&mut acc, key_id(key), int(1), int(2));
                 shm("clearing extremes in", ext, ext.store_int(key, "c0", 0))?;
             }
             if owner_alive {
@@ -631,18 +670,34 @@ impl Store {
             gone.push(key.to_vec());
         }
         for key in &gone {
-            shm("deleting extremes of an exited process in", ext, ext.del(key))?;
+            shm(
+                "deleting extremes of an exited process in",
+                ext,
+                ext.del(key),
+            )?;
         }
         for (nonce, is_alive) in &alive {
             if !is_alive && remaining.get(nonce).copied().unwrap_or(0) == 0 {
-                shm("deleting an exited process in", ext, ext.del(&proc_key(nonce)))?;
+                shm(
+                    "deleting an exited process in",
+                    ext,
+                    ext.del(&proc_key(nonce)),
+                )?;
             }
         }
 
-        let dropped = shm("reading the drop count in", ext, ext.load_int(EPOCH_KEY, "c1"))?
-            .unwrap_or(0);
+        let dropped = shm(
+            "reading the drop count in",
+            ext,
+            ext.load_int(EPOCH_KEY, "c1"),
+        )?
+        .unwrap_or(0);
         if dropped != 0 {
-            shm("resetting the drop count in", ext, ext.incr(EPOCH_KEY, "c1", -dropped))?;
+            shm(
+                "resetting the drop count in",
+                ext,
+                ext.incr(EPOCH_KEY, "c1", -dropped),
+            )?;
         }
         Ok(Harvest {
             taken: self.finish(acc, idle_keys)?,
@@ -704,23 +759,12 @@ impl Store {
 
     /// What has accumulated in both banks, without resetting anything (inspection).
     pub(crate) fn peek(&self, idle_keys: bool) -> Result<Vec<Taken>> {
-        let mut acc: HashMap<Id, (Vec<i64>, Option<(i64, i64)>)> = HashMap::new();
+        let mut acc = Acc::new();
         for row in self.sums.iter() {
             let row = shm("reading counters of", &self.sums, row)?;
             let key = row.key();
-            if key.len() != 19 || key[0] != b'C' {
-                continue;
-            }
-            let mut id = [0u8; 16];
-            id.copy_from_slice(&key[1..17]);
-            let base = usize::from(key[18]) * WIDTH;
-            let entry = acc.entry(id).or_default();
-            for (i, v) in row.values().iter().enumerate() {
-                let v = v.as_int().unwrap_or(0);
-                if entry.0.len() <= base + i {
-                    entry.0.resize(base + i + 1, 0);
-                }
-                entry.0[base + i] = entry.0[base + i].wrapping_add(v);
+            if key.len() == 19 && key[0] == b'C' {
+                fold_sums(&mut acc, key_id(key), key[18], row.values());
             }
         }
         for row in self.ext.iter() {
@@ -728,27 +772,16 @@ impl Store {
             let key = row.key();
             let vals = row.values();
             let int = |i: usize| vals.get(i).and_then(Value::as_int).unwrap_or(0);
-            if key.len() != 26 || key[0] != b'X' || int(0) == 0 {
-                continue;
+            if key.len() == 26 && key[0] == b'X' && int(0) != 0 {
+                fold_extremes(&mut acc, key_id(key), int(1), int(2));
             }
-            let mut id = [0u8; 16];
-            id.copy_from_slice(&key[1..17]);
-            let slot = &mut acc.entry(id).or_default().1;
-            *slot = Some(match *slot {
-                Some((lo, hi)) => (lo.min(int(1)), hi.max(int(2))),
-                None => (int(1), int(2)),
-            });
         }
         self.finish(acc, idle_keys)
     }
 
     /// Pairs accumulations with their blobs; keeps keys with anything recorded, and
     /// with `idle_keys` every registered key.
-    fn finish(
-        &self,
-        mut acc: HashMap<Id, (Vec<i64>, Option<(i64, i64)>)>,
-        idle_keys: bool,
-    ) -> Result<Vec<Taken>> {
+    fn finish(&self, mut acc: Acc, idle_keys: bool) -> Result<Vec<Taken>> {
         if idle_keys {
             for row in self.keys.iter() {
                 let row = shm("listing keys of", &self.keys, row)?;
@@ -781,6 +814,81 @@ impl Store {
     }
 }
 
+/// Forking helpers for the multi-process tests of this module and its siblings.
+#[cfg(test)]
+pub(crate) mod forktest {
+    use std::time::{Duration, Instant};
+
+    use tarsfork_shm::{Column, Schema, Table};
+
+    /// Forks `n` children; child `i` runs `body(i)` and exits with 0 if it returned
+    /// true, 1 otherwise (without running the parent's destructors).
+    pub(crate) fn spawn(n: usize, body: impl Fn(usize) -> bool) -> Vec<libc::pid_t> {
+        warm_up_shm();
+        (0..n)
+            .map(|i| {
+                // SAFETY: the child only runs `body` (our own code on an inherited shm
+                // mapping) and leaves with _exit; glibc keeps malloc usable after fork.
+                let pid = unsafe { libc::fork() };
+                assert!(pid >= 0, "fork failed");
+                if pid == 0 {
+                    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(i)))
+                        .unwrap_or(false);
+                    // SAFETY: ends the child at once, skipping the parent's destructors
+                    // (which would remove the parent's temp dir).
+                    unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+                }
+                pid
+            })
+            .collect()
+    }
+
+    /// Makes this (multi-threaded, test harness) process finish the shm crate's one-time
+    /// fork-handler registration before forking: a child forked while another thread is
+    /// inside that `Once` would wait for it forever. Servers fork single-threaded and
+    /// never meet this.
+    fn warm_up_shm() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Schema::new(vec![Column::int("x")]).unwrap();
+        let t = Table::create(&dir.path().join("warm"), &schema, 1).unwrap();
+        // The second incr is lock-free, which registers the fork handler.
+        t.incr(b"k", "x", 1).unwrap();
+        t.incr(b"k", "x", 1).unwrap();
+    }
+
+    /// Waits for every child up to `limit`; kills the rest with SIGKILL on timeout.
+    /// Returns whether every child exited with status 0 in time.
+    pub(crate) fn wait_all(pids: &[libc::pid_t], limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut pending: Vec<libc::pid_t> = pids.to_vec();
+        let mut ok = true;
+        while !pending.is_empty() {
+            pending.retain(|&pid| {
+                let mut status = 0;
+                // SAFETY: polls our own child without blocking.
+                let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                if r == pid {
+                    ok &= libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+                    return false;
+                }
+                r == 0
+            });
+            if Instant::now() >= deadline {
+                for &pid in &pending {
+                    // SAFETY: kills and reaps our own child that overran the limit.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                        libc::waitpid(pid, std::ptr::null_mut(), 0);
+                    }
+                }
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        ok
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -808,8 +916,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         for v in [7, 0, 3] {
-            s.record(SHAPE, |b| b.extend_from_slice(b"k1"), &[(0, 1), (19, v)], Some(v))
-                .unwrap();
+            s.record(
+                SHAPE,
+                |b| b.extend_from_slice(b"k1"),
+                &[(0, 1), (19, v)],
+                Some(v),
+            )
+            .unwrap();
         }
         let h = s.take(false).unwrap();
         assert_eq!(h.taken.len(), 1);
@@ -855,5 +968,29 @@ mod tests {
             ro.record(SHAPE, |b| b.push(1), &[], None),
             Err(StoreError::ReadOnly { .. })
         ));
+    }
+
+    #[test]
+    fn rows_of_exited_processes_are_harvested_then_reclaimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let kids = forktest::spawn(3, |i| {
+            let v = 10 + i as i64;
+            s.record(SHAPE, |b| b.extend_from_slice(b"k"), &[(0, 1)], Some(v))
+                .is_ok()
+        });
+        assert!(forktest::wait_all(&kids, Duration::from_secs(30)));
+        // Three P rows and three X rows per bank, plus G.
+        assert_eq!(s.ext.len(), 1 + 3 + 3 * 2);
+        let h = s.take(false).unwrap();
+        assert_eq!(h.taken[0].counters[0], 3);
+        assert_eq!(h.taken[0].extremes, Some((10, 12)));
+        assert_eq!(h.stragglers, 0);
+        // The harvested bank's rows are gone; the other bank's go at the next take,
+        // and with them the process rows.
+        assert_eq!(s.ext.len(), 1 + 3 + 3);
+        assert!(s.take(false).unwrap().taken.is_empty());
+        assert_eq!(s.ext.len(), 1);
+        s.ext.verify().unwrap();
     }
 }

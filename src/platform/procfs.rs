@@ -327,9 +327,18 @@ mod tests {
         }
         let ok = "7 (we) ird) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20";
         let s = parse_stat(ok).expect("parses");
-        assert_eq!((s.state, s.ppid, s.utime, s.stime, s.start_time), ('S', 1, 11, 12, 19));
-        assert_eq!(parse_kib_field("VmRSS:\t99999999999999999999999 kB", "VmRSS"), None);
-        assert_eq!(parse_kib_field("VmRSSX: 5 kB\nVmRSS: 7 kB", "VmRSS"), Some(7));
+        assert_eq!(
+            (s.state, s.ppid, s.utime, s.stime, s.start_time),
+            ('S', 1, 11, 12, 19)
+        );
+        assert_eq!(
+            parse_kib_field("VmRSS:\t99999999999999999999999 kB", "VmRSS"),
+            None
+        );
+        assert_eq!(
+            parse_kib_field("VmRSSX: 5 kB\nVmRSS: 7 kB", "VmRSS"),
+            Some(7)
+        );
         assert_eq!(parse_kib_field("VmRSS: 7 MB", "VmRSS"), None);
         assert_eq!(parse_meminfo("MemTotal: 10 kB\n"), Err("MemAvailable"));
         let m = parse_meminfo("MemTotal: 10 kB\nMemAvailable: 4 kB\n").expect("parses");

@@ -119,7 +119,10 @@ impl PropTable {
     }
 
     /// The values accumulated and not taken yet, without taking them.
-    pub fn peek(&self, template: &StatPropMsgHead) -> Result<Vec<(StatPropMsgHead, StatPropMsgBody)>> {
+    pub fn peek(
+        &self,
+        template: &StatPropMsgHead,
+    ) -> Result<Vec<(StatPropMsgHead, StatPropMsgBody)>> {
         Ok(format_all(self.store.peek(true)?, template))
     }
 
@@ -145,7 +148,9 @@ impl Property {
     pub fn new(table: &PropTable, name: &str, policies: &[Policy]) -> Result<Property> {
         let invalid = |what: String| StoreError::Invalid { what };
         if name.is_empty() || policies.is_empty() {
-            return Err(invalid(format!("property {name:?} needs a name and a policy")));
+            return Err(invalid(format!(
+                "property {name:?} needs a name and a policy"
+            )));
         }
         let mut policies = policies.to_vec();
         let mut distrs = Vec::new();
@@ -169,9 +174,8 @@ impl Property {
                 .iter()
                 .any(|p| matches!(p, Policy::Max | Policy::Min)),
         };
-        let blob = encode(name, &policies).ok_or_else(|| {
-            invalid(format!("property name of {} bytes is too long", name.len()))
-        })?;
+        let blob = encode(name, &policies)
+            .ok_or_else(|| invalid(format!("property name of {} bytes is too long", name.len())))?;
         table.store.register(&blob, shape)?;
         Ok(Property {
             store: Arc::clone(&table.store),
@@ -320,4 +324,209 @@ fn format_all(
         out.push((head, StatPropMsgBody { v_info }));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::aggregate::forktest;
+    use super::*;
+    use std::time::Duration;
+
+    fn table(dir: &Path) -> PropTable {
+        PropTable::create(
+            dir,
+            Capacity {
+                keys: 16,
+                processes: 8,
+            },
+        )
+        .unwrap()
+    }
+
+    fn template() -> StatPropMsgHead {
+        StatPropMsgHead {
+            module_name: "TestApp.HelloServer".to_owned(),
+            i_property_ver: 2,
+            ..StatPropMsgHead::default()
+        }
+    }
+
+    fn values(report: &[(StatPropMsgHead, StatPropMsgBody)], name: &str) -> Vec<(String, String)> {
+        let (head, body) = report
+            .iter()
+            .find(|(h, _)| h.property_name == name)
+            .unwrap_or_else(|| panic!("{name} not reported"));
+        assert_eq!(head.module_name, "TestApp.HelloServer");
+        body.v_info
+            .iter()
+            .map(|i| (i.policy.clone(), i.value.clone()))
+            .collect()
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn policies_aggregate_across_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = table(dir.path());
+        let all = [
+            Policy::Sum,
+            Policy::Avg,
+            Policy::Max,
+            Policy::Min,
+            Policy::Count,
+            Policy::Distr(vec![100, 10, 50, 10]),
+        ];
+        let p = Property::new(&t, "latency", &all).unwrap();
+        let idle = Property::new(&t, "idle", &[Policy::Count, Policy::Max]).unwrap();
+        // Child k reports k*1000 .. k*1000+999 step 7, plus child 0 reports -5 once.
+        let kids = forktest::spawn(3, |k| {
+            let again = Property::new(&t, "latency", &all).is_ok();
+            again
+                && (0..1000)
+                    .step_by(7)
+                    .all(|v| p.report(k as i64 * 40 + v % 120).is_ok())
+                && (k != 0 || p.report(-5).is_ok())
+        });
+        assert!(forktest::wait_all(&kids, Duration::from_secs(60)));
+        let mut all_values: Vec<i64> = (0..3)
+            .flat_map(|k| (0..1000).step_by(7).map(move |v| k * 40 + v % 120))
+            .collect();
+        all_values.push(-5);
+        let sum: i64 = all_values.iter().sum();
+        let n = all_values.len() as i64;
+        let under = |lo: i64, hi: i64| {
+            all_values
+                .iter()
+                .filter(|&&v| v >= lo && v < hi)
+                .count()
+                .to_string()
+        };
+        let report = t.take_report(&template()).unwrap();
+        assert_eq!(report.len(), 2);
+        let want_avg = format_double(sum as f64 / n as f64);
+        let distr = format!(
+            "10|{},50|{},100|{}",
+            under(i64::MIN, 10),
+            under(10, 50),
+            under(50, 100)
+        );
+        assert_eq!(
+            values(&report, "latency"),
+            pairs(&[
+                ("Sum", &sum.to_string()),
+                ("Avg", &want_avg),
+                ("Max", &all_values.iter().max().unwrap().to_string()),
+                ("Min", "-5"),
+                ("Count", &n.to_string()),
+                ("Distr", &distr),
+            ])
+        );
+        // A quiet property is still sent, without invented extremes.
+        assert_eq!(values(&report, "idle"), pairs(&[("Count", "0")]));
+        idle.report(0).unwrap();
+        let report = t.take_report(&template()).unwrap();
+        assert_eq!(
+            values(&report, "idle"),
+            pairs(&[("Count", "1"), ("Max", "0")])
+        );
+        assert_eq!(
+            values(&report, "latency"),
+            pairs(&[
+                ("Sum", "0"),
+                ("Avg", "0"),
+                ("Count", "0"),
+                ("Distr", "10|0,50|0,100|0")
+            ])
+        );
+    }
+
+    #[test]
+    fn reports_during_a_take_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = table(dir.path());
+        let p = Property::new(&t, "reqs", &[Policy::Sum, Policy::Count, Policy::Min]).unwrap();
+        const EACH: i64 = 20_000;
+        let kids = forktest::spawn(2, |k| {
+            (0..EACH).all(|i| p.report(i % 10 + k as i64).is_ok())
+        });
+        let (mut sum, mut count, mut min) = (0i64, 0i64, i64::MAX);
+        let mut fold = |r: &[(StatPropMsgHead, StatPropMsgBody)]| {
+            for (policy, value) in values(r, "reqs") {
+                let v: i64 = value.parse().unwrap();
+                match policy.as_str() {
+                    "Sum" => sum += v,
+                    "Count" => count += v,
+                    "Min" => min = min.min(v),
+                    other => panic!("unexpected policy {other}"),
+                }
+            }
+        };
+        let mut takes = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            fold(&t.take_report(&template()).unwrap());
+            takes += 1;
+            let mut status = 0;
+            // SAFETY: polls our own children without blocking.
+            let running = kids
+                .iter()
+                .filter(|&&pid| unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == 0)
+                .count();
+            if running == 0 || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        forktest::wait_all(&kids, Duration::from_secs(10));
+        fold(&t.take_report(&template()).unwrap());
+        fold(&t.take_report(&template()).unwrap());
+        let want_sum: i64 = (0..2)
+            .map(|k| (0..EACH).map(|i| i % 10 + k).sum::<i64>())
+            .sum();
+        assert_eq!((sum, count, min), (want_sum, 2 * EACH, 0), "{takes} takes");
+    }
+
+    #[test]
+    fn avg_is_formatted_as_tarscpp_does() {
+        assert_eq!(format_double(2.5), "2.5");
+        assert_eq!(format_double(3.0), "3");
+        assert_eq!(format_double(10.0), "10");
+        assert_eq!(format_double(1.0 / 3.0), "0.333333");
+        assert_eq!(format_double(-0.5), "-0.5");
+        assert_eq!(format_double(0.0), "0");
+    }
+
+    #[test]
+    fn definitions_are_checked_and_blobs_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = table(dir.path());
+        assert!(Property::new(&t, "", &[Policy::Sum]).is_err());
+        assert!(Property::new(&t, "x", &[]).is_err());
+        assert!(Property::new(&t, "x", &[Policy::Distr(vec![])]).is_err());
+        assert!(Property::new(&t, "x", &[Policy::Distr((0..65).collect())]).is_err());
+        let five = vec![Policy::Distr(vec![1]); MAX_DISTR + 1];
+        assert!(Property::new(&t, "x", &five).is_err());
+        let policies = [Policy::Distr(vec![3, 1, 2]), Policy::Avg];
+        let blob = encode("n", &policies).unwrap();
+        assert_eq!(decode(&blob), Some(("n".to_owned(), policies.to_vec())));
+        for cut in 0..blob.len() {
+            assert_eq!(decode(&blob[..cut]), None);
+        }
+        // Registered once with other policies: the same name with new policies is a
+        // different property.
+        let a = Property::new(&t, "dup", &[Policy::Sum]).unwrap();
+        let b = Property::new(&t, "dup", &[Policy::Count]).unwrap();
+        a.report(5).unwrap();
+        b.report(5).unwrap();
+        let r = t.take_report(&template()).unwrap();
+        assert_eq!(
+            r.iter().filter(|(h, _)| h.property_name == "dup").count(),
+            2
+        );
+    }
 }

@@ -48,9 +48,10 @@ const SHAPE: Shape = Shape {
 const BLOB_VERSION: u8 = 1;
 
 /// Which end of a call an entry describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Side {
     /// A call this server served: slave = this server, master = the caller.
+    #[default]
     Server,
     /// A call this server made through a client proxy: master = this server.
     Client,
@@ -95,12 +96,6 @@ pub struct StatHead<'a> {
     pub slave_set_id: &'a str,
     /// framework version
     pub tars_version: &'a str,
-}
-
-impl Default for Side {
-    fn default() -> Side {
-        Side::Server
-    }
 }
 
 impl StatHead<'_> {
@@ -316,7 +311,11 @@ impl StatTable {
             Outcome::Timeout => ([(TIMEOUT, 1), (TIMEOUT, 0), (TIMEOUT, 0)], None),
             Outcome::Exception => ([(EXEC, 1), (EXEC, 0), (EXEC, 0)], None),
         };
-        let adds = if value.is_some() { &adds[..] } else { &adds[..1] };
+        let adds = if value.is_some() {
+            &adds[..]
+        } else {
+            &adds[..1]
+        };
         self.store
             .record(SHAPE, |buf| head.encode(buf), adds, value)
     }
@@ -345,5 +344,346 @@ impl StatTable {
     /// Removes the table files (only the creating process may).
     pub fn unlink(&self) -> Result<()> {
         self.store.unlink()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::aggregate::forktest;
+    use super::*;
+    use std::time::Duration;
+
+    fn table(dir: &Path) -> StatTable {
+        StatTable::create(
+            dir,
+            Capacity {
+                keys: 64,
+                processes: 8,
+            },
+        )
+        .unwrap()
+    }
+
+    fn server_head(func: &str) -> StatHead<'_> {
+        StatHead {
+            side: Side::Server,
+            master_name: "TestApp.Caller",
+            slave_name: "TestApp.HelloServer",
+            interface_name: func,
+            master_ip: "10.0.0.7",
+            slave_port: 18601,
+            ..StatHead::default()
+        }
+    }
+
+    fn client_head() -> StatHead<'static> {
+        StatHead {
+            side: Side::Client,
+            master_name: "TestApp.HelloServer@rust-0.1",
+            slave_name: "TestApp.Other",
+            interface_name: "ping",
+            slave_ip: "10.0.0.9",
+            slave_port: 10000,
+            return_value: -7,
+            slave_set_name: "s",
+            slave_set_area: "a",
+            slave_set_id: "1",
+            ..StatHead::default()
+        }
+    }
+
+    /// What a reference (single-threaded, in-memory) aggregation of the same calls gives.
+    #[derive(Debug, Default, Clone, PartialEq)]
+    struct Expect {
+        count: i64,
+        timeouts: i64,
+        execs: i64,
+        total: i64,
+        min: Option<i64>,
+        max: Option<i64>,
+        buckets: BTreeMap<i32, i64>,
+    }
+
+    impl Expect {
+        fn add(&mut self, outcome: Outcome, ms: i64) {
+            match outcome {
+                Outcome::Timeout => self.timeouts += 1,
+                Outcome::Exception => self.execs += 1,
+                Outcome::Success => {
+                    self.count += 1;
+                    self.total += ms;
+                    self.min = Some(self.min.map_or(ms, |m| m.min(ms)));
+                    self.max = Some(self.max.map_or(ms, |m| m.max(ms)));
+                    if let Some(&p) = STAT_INTERVALS_MS.iter().find(|&&p| ms < i64::from(p)) {
+                        *self.buckets.entry(p).or_default() += 1;
+                    }
+                }
+            }
+        }
+
+        /// Folds a reported body in (as a reader summing reports would).
+        fn absorb(&mut self, body: &StatMicMsgBody) {
+            self.count += i64::from(body.count);
+            self.timeouts += i64::from(body.timeout_count);
+            self.execs += i64::from(body.exec_count);
+            self.total += body.total_rsp_time;
+            if body.count > 0 {
+                let (lo, hi) = (i64::from(body.min_rsp_time), i64::from(body.max_rsp_time));
+                self.min = Some(self.min.map_or(lo, |m| m.min(lo)));
+                self.max = Some(self.max.map_or(hi, |m| m.max(hi)));
+            }
+            for (&p, &n) in &body.interval_count {
+                if n != 0 {
+                    *self.buckets.entry(p).or_default() += i64::from(n);
+                }
+            }
+        }
+    }
+
+    /// The call `i` of child `k`: a spread of times over every bucket and beyond, a
+    /// unique minimum (child 2 has the only 0 ms call) and maximum (child 1, 4321 ms).
+    fn call(k: usize, i: usize) -> (Outcome, i64) {
+        let outcome = match (i * 7 + k) % 23 {
+            0 => Outcome::Timeout,
+            1 => Outcome::Exception,
+            _ => Outcome::Success,
+        };
+        let ms = match (k, i) {
+            (2, 500) => 0,
+            (1, 900) => 4321,
+            _ => 1 + ((i * 37 + k * 11) % 3500) as i64,
+        };
+        (outcome, ms)
+    }
+
+    fn side_body<'r>(r: &'r MicReport, side: Side, func: &str) -> Option<&'r StatMicMsgBody> {
+        let list = match side {
+            Side::Server => &r.server,
+            Side::Client => &r.client,
+        };
+        list.iter()
+            .find(|(h, _)| h.interface_name == func)
+            .map(|(_, b)| b)
+    }
+
+    #[test]
+    fn forked_recorders_give_exact_totals() {
+        const KIDS: usize = 4;
+        const CALLS: usize = 5000;
+        let dir = tempfile::tempdir().unwrap();
+        let t = table(dir.path());
+        let head = server_head("testHello");
+        let client = client_head();
+        let kids = forktest::spawn(KIDS, |k| {
+            (0..CALLS).all(|i| {
+                let (o, ms) = call(k, i);
+                t.record(&head, o, ms).is_ok() && t.record(&client, o, ms + 1).is_ok()
+            })
+        });
+        assert!(forktest::wait_all(&kids, Duration::from_secs(120)));
+        let mut want = Expect::default();
+        let mut want_client = Expect::default();
+        for k in 0..KIDS {
+            for i in 0..CALLS {
+                let (o, ms) = call(k, i);
+                want.add(o, ms);
+                want_client.add(o, ms + 1);
+            }
+        }
+        assert_eq!((want.min, want.max), (Some(0), Some(4321)));
+        let r = t.take_report().unwrap();
+        assert_eq!((r.server.len(), r.client.len(), r.dropped), (1, 1, 0));
+        let (h, body) = &r.server[0];
+        assert_eq!(*h, head.to_tars());
+        assert_eq!(r.client[0].0, client.to_tars());
+        let mut got = Expect::default();
+        got.absorb(body);
+        assert_eq!(got, want);
+        // Every TarsCpp point is sent, zeros included.
+        assert_eq!(
+            body.interval_count.keys().copied().collect::<Vec<_>>(),
+            STAT_INTERVALS_MS.to_vec()
+        );
+        let mut got_client = Expect::default();
+        got_client.absorb(&r.client[0].1);
+        assert_eq!(got_client, want_client);
+        let over = (0..KIDS)
+            .flat_map(|k| (0..CALLS).map(move |i| call(k, i)))
+            .filter(|&(o, ms)| o == Outcome::Success && ms >= 3000)
+            .count() as i64;
+        let over_client = (0..KIDS)
+            .flat_map(|k| (0..CALLS).map(move |i| call(k, i)))
+            .filter(|&(o, ms)| o == Outcome::Success && ms + 1 >= 3000)
+            .count() as i64;
+        assert_eq!(r.over_last_bucket, over + over_client);
+        assert_eq!(t.take_report().unwrap(), MicReport::default());
+    }
+
+    #[test]
+    fn a_flush_racing_with_recorders_loses_nothing() {
+        const KIDS: usize = 3;
+        const CALLS: usize = 20_000;
+        let dir = tempfile::tempdir().unwrap();
+        let t = table(dir.path());
+        let funcs = ["a", "b"];
+        let kids = forktest::spawn(KIDS, |k| {
+            (0..CALLS).all(|i| {
+                let (o, ms) = call(k, i);
+                t.record(&server_head(funcs[i % 2]), o, ms).is_ok()
+            })
+        });
+        let mut got = [Expect::default(), Expect::default()];
+        let mut flushes = 0;
+        let mut fold = |r: &MicReport| {
+            assert!(r.client.is_empty());
+            for (f, g) in funcs.iter().zip(got.iter_mut()) {
+                if let Some(b) = side_body(r, Side::Server, f) {
+                    g.absorb(b);
+                }
+            }
+        };
+        let all_done = loop {
+            let r = t.take_report().unwrap();
+            flushes += 1;
+            fold(&r);
+            let mut status = 0;
+            // SAFETY: polls our own children without blocking.
+            let running = kids
+                .iter()
+                .filter(|&&pid| unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == 0)
+                .count();
+            if running == 0 || flushes > 200_000 {
+                break running == 0;
+            }
+            std::thread::sleep(Duration::from_micros(300));
+        };
+        // Reap (they have all exited; waitpid above reaped those it saw exit).
+        forktest::wait_all(&kids, Duration::from_secs(60));
+        assert!(all_done, "recorders did not finish");
+        // Whatever the last flush did not see is still in the table.
+        fold(&t.take_report().unwrap());
+        fold(&t.take_report().unwrap());
+        let mut want = [Expect::default(), Expect::default()];
+        for k in 0..KIDS {
+            for i in 0..CALLS {
+                let (o, ms) = call(k, i);
+                want[i % 2].add(o, ms);
+            }
+        }
+        assert!(flushes > 3, "only {flushes} flushes raced the recorders");
+        assert_eq!(got, want, "after {flushes} flushes");
+    }
+
+    #[test]
+    fn min_and_max_are_true_and_per_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = table(dir.path());
+        let h = server_head("f");
+        // Only failures: reported (count 0), with no invented times.
+        t.record(&h, Outcome::Timeout, 900).unwrap();
+        t.record(&h, Outcome::Exception, 5).unwrap();
+        let r = t.take_report().unwrap();
+        let b = &r.server[0].1;
+        assert_eq!((b.count, b.timeout_count, b.exec_count), (0, 1, 1));
+        assert_eq!(
+            (b.min_rsp_time, b.max_rsp_time, b.total_rsp_time),
+            (0, 0, 0)
+        );
+        assert!(b.interval_count.values().all(|&n| n == 0));
+        // A real 0 ms call is the minimum (TarsCpp and TarsPHP would not say so).
+        for ms in [40, 0, 7] {
+            t.record(&h, Outcome::Success, ms).unwrap();
+        }
+        let b = t.take_report().unwrap().server[0].1.clone();
+        assert_eq!(
+            (b.count, b.min_rsp_time, b.max_rsp_time, b.total_rsp_time),
+            (3, 0, 40, 47)
+        );
+        // The next period starts fresh: the old minimum does not stick.
+        t.record(&h, Outcome::Success, 12).unwrap();
+        t.record(&h, Outcome::Success, -3).unwrap();
+        let b = t.take_report().unwrap().server[0].1.clone();
+        assert_eq!((b.count, b.min_rsp_time, b.max_rsp_time), (2, 0, 12));
+        t.record(&h, Outcome::Success, 15).unwrap();
+        let b = t.take_report().unwrap().server[0].1.clone();
+        assert_eq!((b.min_rsp_time, b.max_rsp_time), (15, 15));
+        // Nothing recorded: nothing reported.
+        assert!(t.take_report().unwrap().server.is_empty());
+    }
+
+    #[test]
+    fn parent_and_child_extremes_merge_after_fork() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = table(dir.path());
+        let h = server_head("g");
+        t.record(&h, Outcome::Success, 50).unwrap();
+        // The child inherits the parent's cache; it must record into rows of its own.
+        let kids = forktest::spawn(1, |_| {
+            t.record(&h, Outcome::Success, 3).is_ok() && t.record(&h, Outcome::Success, 80).is_ok()
+        });
+        assert!(forktest::wait_all(&kids, Duration::from_secs(30)));
+        t.record(&h, Outcome::Success, 60).unwrap();
+        let b = t.take_report().unwrap().server[0].1.clone();
+        assert_eq!(
+            (b.count, b.min_rsp_time, b.max_rsp_time, b.total_rsp_time),
+            (4, 3, 80, 193)
+        );
+    }
+
+    #[test]
+    fn buckets_follow_tarscpp_bounds() {
+        for (ms, want) in [
+            (0, Some(5)),
+            (4, Some(5)),
+            (5, Some(10)),
+            (49, Some(50)),
+            (50, Some(100)),
+            (2999, Some(3000)),
+            (3000, None),
+            (i64::MAX, None),
+        ] {
+            let got = STAT_INTERVALS_MS
+                .get(bucket(ms).wrapping_sub(BUCKET0))
+                .copied();
+            assert_eq!(got, want, "{ms} ms");
+        }
+    }
+
+    #[test]
+    fn heads_round_trip_and_hostile_blobs_are_skipped() {
+        let c = client_head();
+        let mut blob = Vec::new();
+        c.encode(&mut blob);
+        assert_eq!(decode(&blob), Some((Side::Client, c.to_tars())));
+        for cut in 0..blob.len() {
+            assert_eq!(decode(&blob[..cut]), None, "cut at {cut}");
+        }
+        let mut longer = blob.clone();
+        longer.push(0);
+        assert_eq!(decode(&longer), None);
+        let mut bad_side = blob.clone();
+        bad_side[1] = 9;
+        assert_eq!(decode(&bad_side), None);
+        // Sides never merge.
+        let mut server = Vec::new();
+        StatHead {
+            side: Side::Server,
+            ..c
+        }
+        .encode(&mut server);
+        assert_ne!(server, blob);
+    }
+
+    #[test]
+    fn inspection_sees_without_taking() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = table(dir.path());
+        t.record(&server_head("p"), Outcome::Success, 9).unwrap();
+        let ro = StatTable::open_readonly(dir.path()).unwrap();
+        let seen = ro.peek().unwrap();
+        assert_eq!(seen.server[0].1.count, 1);
+        assert!(ro.take_report().is_err());
+        assert!(ro.record(&server_head("p"), Outcome::Success, 1).is_err());
+        assert_eq!(t.take_report().unwrap().server, seen.server);
     }
 }

@@ -11,7 +11,8 @@
 //! shared-memory table (a MAP_SHARED mapping of an already unlinked file, so nothing is
 //! left behind). Every process forked afterwards inherits the mapping: [`set_level`] (or
 //! its alias [`set_shared_level`]) in any process changes what every process writes,
-//! and the check at the top of each log call is one atomic load.
+//! and the check at the top of each log call is two atomic loads (the `OnceLock`'s state
+//! and the shared cell), no lock and no system call.
 //!
 //! # Size rotation shared by every process (the rule)
 //!
@@ -35,7 +36,9 @@
 //! file (`.log.1`, still on disk) for at most [`CHECK_INTERVAL_MS`] or a quarter of
 //! `logsize` of its own output; since a process checks *before* writing, one that was
 //! silent for a while never writes into an old file. A line is only lost if more than
-//! `lognum` rotations happen within one check interval.
+//! `lognum` rotations happen within one check interval. A file may grow past `logsize`
+//! by what the processes write between their checks (each at most a quarter of
+//! `logsize` or one interval's worth) before one of them rotates it.
 
 use std::fs::File;
 use std::io::{self, Write};

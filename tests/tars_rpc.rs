@@ -234,3 +234,49 @@ fn demo_hello_code_is_what_tars2rs_generates_today() {
         "regenerate with: cargo run --bin tars2rs -- tars/tests/idl/Hello.tars -o bin/generated"
     );
 }
+
+#[test]
+fn a_tars_js_client_calls_hello_obj_and_gets_the_error_codes() {
+    let (s, port) = tars_server();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    assert!(
+        dir.join("node_modules/@tars/rpc").is_dir(),
+        "@tars/rpc is not installed: run `npm ci --prefix tests/interop`"
+    );
+    let mut child = std::process::Command::new("node")
+        .arg("hello_client.js")
+        .arg(port.to_string())
+        .arg("TestApp.HelloServer.NopeObj")
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node");
+    let out = wait_for(Duration::from_secs(30), || child.try_wait().ok().flatten());
+    if out.is_none() {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for version in ["1", "3"] {
+        let r = &v[format!("v{version}")];
+        assert_eq!(r["hello"]["ret"], 0, "v{version}: {r}");
+        assert_eq!(r["hello"]["sOut"], "wörld");
+        assert_eq!(r["struct"]["ret"], -5, "sum of lucky 4 + -9");
+        assert_eq!(
+            r["struct"]["greetings"],
+            serde_json::json!(["hi js #0", "hi js #1"])
+        );
+        assert_eq!(r["struct"]["info"]["ctx"], format!("ctx-{version}"));
+        assert_eq!(r["struct"]["info"]["version"], version);
+    }
+    assert_eq!(v["v1"]["nofunc"]["code"], -3, "{}", v["v1"]);
+    assert_eq!(v["v1"]["garbage"]["code"], -1, "{}", v["v1"]);
+    assert_eq!(v["v1"]["noservant"]["code"], -4, "{}", v["v1"]);
+    assert!(s.cmd(&["stop"]).status.success());
+}

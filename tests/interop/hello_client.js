@@ -4,8 +4,9 @@
 // IDL. The proxy methods are hand-written the way tars2node lays them out (no usable
 // tars2node is on npm).
 //
-// Usage: node hello_client.js <port>
-// Prints one JSON object with every answer (v1 and v3), then exits.
+// Usage: node hello_client.js <port> [<servant name the server does not have>]
+// Prints one JSON object with every answer (v1 and v3), then exits. With the second
+// argument it also calls testHello on that servant name (`noservant`, expecting -4).
 
 const Tars = require('@tars/rpc');
 const TarsStream = require('@tars/stream');
@@ -117,6 +118,12 @@ async function run(version) {
     garbage.writeInt32(1, 42);
     out.nofunc = await prx.raw('noSuchFunction', new TarsStream.TarsOutputStream().getBinBuffer()).catch((e) => e);
     out.garbage = await prx.raw('testHello', garbage.getBinBuffer()).catch((e) => e);
+    if (process.argv[3]) {
+      const other = Tars.Communicator.New().stringToProxy(
+        HelloProxy, `${process.argv[3]}@tcp -h 127.0.0.1 -p ${port} -t 5000`);
+      other._worker.version = version;
+      out.noservant = await other.testHello('x').catch((e) => e);
+    }
   }
   return out;
 }

@@ -668,6 +668,11 @@ fn main() {
     if !node_addrs.is_empty() {
         cases.push(Case::TarsJs);
     }
+    // BENCH_ONLY=tars (or http, tarsjs, comma-separated) runs a subset, e.g. to
+    // strace or perf one server under load.
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        cases.retain(|c| only.split(',').any(|o| o.trim() == c.name()));
+    }
     let target = |c: Case| -> (Vec<SocketAddr>, &[i32]) {
         match c {
             Case::Tars => (vec![tars_addr], &tf_pids),

@@ -5,132 +5,94 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+#[path = "../tars/tests/platform_support/mod.rs"]
+#[allow(dead_code, clippy::all)]
+mod platform_support;
 
-use support::fake_tars::FakeServant;
+use std::time::Duration;
+
+use platform_support::{FakePlatform, Options, Servant};
 use support::*;
-use tarsfork_tars::framework::tars::{ServerFServant, ServerFServer, ServerInfo};
-use tarsfork_tars::proxy::{Current, ServantError};
 
-/// (when, function, adapter or version, pid)
-type Calls = Arc<Mutex<Vec<(Instant, String, String, i32)>>>;
-
-struct Recorder(Calls);
-
-impl ServerFServant for Recorder {
-    fn keep_alive(&mut self, _c: &Current<'_>, info: &ServerInfo) -> Result<i32, ServantError> {
-        assert_eq!(
-            (info.application.as_str(), info.server_name.as_str()),
-            ("TestApp", "HelloServer")
-        );
-        self.0.lock().unwrap().push((
-            Instant::now(),
-            "keepAlive".into(),
-            info.adapter.clone(),
-            info.pid,
-        ));
-        Ok(0)
-    }
-    fn keep_activing(&mut self, _c: &Current<'_>, _i: &ServerInfo) -> Result<i32, ServantError> {
-        Ok(0)
-    }
-    fn report_version(
-        &mut self,
-        _c: &Current<'_>,
-        app: &str,
-        server: &str,
-        version: &str,
-    ) -> Result<i32, ServantError> {
-        assert_eq!((app, server), ("TestApp", "HelloServer"));
-        self.0
-            .lock()
-            .unwrap()
-            .push((Instant::now(), "reportVersion".into(), version.into(), 0));
-        Ok(0)
-    }
-    fn get_latest_keep_alive_time(&mut self, _c: &Current<'_>) -> Result<u32, ServantError> {
-        Ok(0)
-    }
-}
-
-/// A fake tarsnode on a free port.
-fn fake_node() -> (FakeServant, Calls) {
-    let calls: Calls = Arc::default();
-    let node = FakeServant::start(Arc::new(Mutex::new(ServerFServer(Recorder(calls.clone())))));
-    (node, calls)
+/// The Tars.js fake platform (its tarsnode records every call).
+fn fake_node() -> FakePlatform {
+    let dir = tempfile::tempdir().unwrap().keep();
+    FakePlatform::start(&dir, &Options::new()).unwrap()
 }
 
 const ADAPTERS: [&str; 2] = ["TestApp.HelloServer.HttpObjAdapter", "AdminAdapter"];
 
-fn server_with_node(node_port: u16, workers: usize) -> Server {
+fn server_with_node(node: &str, workers: usize) -> Server {
     Server::new(Opts {
         workers,
-        extra: vec![
-            format!("node=tars.tarsnode.ServerObj@tcp -h 127.0.0.1 -p {node_port} -t 60000"),
-            "keepalive-interval=300".into(),
-        ],
+        extra: vec![format!("node={node}"), "keepalive-interval=300".into()],
         ..Opts::default()
     })
 }
 
-fn keepalives(calls: &Calls, adapter: &str) -> Vec<(Instant, i32)> {
-    calls
-        .lock()
-        .unwrap()
+/// (epoch ms, pid) of every keepAlive for `adapter`.
+fn keepalives(fake: &FakePlatform, adapter: &str) -> Vec<(i64, i64)> {
+    fake.calls(Servant::Node, "keepAlive")
         .iter()
-        .filter(|c| c.1 == "keepAlive" && c.2 == adapter)
-        .map(|c| (c.0, c.3))
+        .filter(|c| c["args"]["serverInfo"]["adapter"] == adapter)
+        .map(|c| {
+            (
+                c["t"].as_i64().unwrap(),
+                c["args"]["serverInfo"]["pid"].as_i64().unwrap(),
+            )
+        })
         .collect()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 #[test]
 fn keepalive_for_every_adapter_with_the_master_pid_and_one_report_version() {
-    let (node, calls) = fake_node();
-    let port = node.port;
-    let s = server_with_node(port, 2);
-    let t0 = Instant::now();
-    let master = s.start();
+    let fake = fake_node();
+    let s = server_with_node(&fake.node_obj(), 2);
+    let master = i64::from(s.start());
     let all = wait_for(Duration::from_millis(1500), || {
         ADAPTERS
             .iter()
-            .all(|a| !keepalives(&calls, a).is_empty())
-            .then(|| t0.elapsed())
+            .all(|a| !keepalives(&fake, a).is_empty())
+            .then_some(())
     });
     assert!(
         all.is_some(),
         "keepAlive for every adapter + AdminAdapter within two intervals: {:?}",
-        calls.lock().unwrap()
+        fake.calls(Servant::Node, "keepAlive")
     );
     std::thread::sleep(Duration::from_millis(1000));
     for a in ADAPTERS {
-        let k = keepalives(&calls, a);
+        let k = keepalives(&fake, a);
         assert!(
             k.iter().all(|(_, pid)| *pid == master),
             "pid is the master's"
         );
         assert!(k.len() >= 3, "{a}: every 300 ms: {}", k.len());
     }
-    let versions: Vec<String> = calls
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|c| c.1 == "reportVersion")
-        .map(|c| c.2.clone())
-        .collect();
+    let versions = fake.calls(Servant::Node, "reportVersion");
     assert_eq!(versions.len(), 1, "reportVersion once: {versions:?}");
-    assert!(versions[0].starts_with("tarsfork-"));
+    assert!(versions[0]["args"]["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("tarsfork-"));
+    assert_eq!(versions[0]["args"]["app"], "TestApp");
     assert!(s.cmd(&["stop"]).status.success());
 }
 
 #[test]
 fn keepalive_goes_on_without_duplicates_after_task_worker_0_is_killed() {
-    let (node, calls) = fake_node();
-    let port = node.port;
-    let s = server_with_node(port, 2);
+    let fake = fake_node();
+    let s = server_with_node(&fake.node_obj(), 2);
     s.start();
     wait_for(Duration::from_secs(2), || {
-        (!keepalives(&calls, ADAPTERS[0]).is_empty()).then_some(())
+        (!keepalives(&fake, ADAPTERS[0]).is_empty()).then_some(())
     })
     .unwrap();
     let task0 = s.pids_of("task")[0];
@@ -139,9 +101,9 @@ fn keepalive_goes_on_without_duplicates_after_task_worker_0_is_killed() {
         s.pids_of("task").into_iter().find(|p| *p != task0)
     });
     assert!(replaced.is_some());
-    let after = Instant::now();
+    let after = now_ms();
     std::thread::sleep(Duration::from_millis(1500));
-    let k = keepalives(&calls, ADAPTERS[0]);
+    let k = keepalives(&fake, ADAPTERS[0]);
     assert!(
         k.iter().filter(|(t, _)| *t > after).count() >= 3,
         "keepAlive continues after the replacement"
@@ -149,17 +111,12 @@ fn keepalive_goes_on_without_duplicates_after_task_worker_0_is_killed() {
     for w in k.windows(2) {
         let gap = w[1].0 - w[0].0;
         assert!(
-            gap >= Duration::from_millis(200),
-            "no duplicate burst: two keepAlives {gap:?} apart"
+            gap >= 200,
+            "no duplicate burst: two keepAlives {gap} ms apart"
         );
     }
     assert_eq!(
-        calls
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|c| c.1 == "reportVersion")
-            .count(),
+        fake.calls(Servant::Node, "reportVersion").len(),
         1,
         "still one reportVersion"
     );
@@ -168,12 +125,11 @@ fn keepalive_goes_on_without_duplicates_after_task_worker_0_is_killed() {
 
 #[test]
 fn keepalive_stops_while_every_worker_is_down() {
-    let (node, calls) = fake_node();
-    let port = node.port;
-    let s = server_with_node(port, 1);
+    let fake = fake_node();
+    let s = server_with_node(&fake.node_obj(), 1);
     s.start();
     wait_for(Duration::from_secs(2), || {
-        (!keepalives(&calls, ADAPTERS[0]).is_empty()).then_some(())
+        (!keepalives(&fake, ADAPTERS[0]).is_empty()).then_some(())
     })
     .unwrap();
     // Kill the only worker each time it comes back, until its backoff is long.
@@ -191,10 +147,10 @@ fn keepalive_stops_while_every_worker_is_down() {
     }
     // The last death starts a 3.2 s backoff: no worker is up, so no keepAlive.
     std::thread::sleep(Duration::from_millis(400));
-    let before = keepalives(&calls, ADAPTERS[0]).len();
+    let before = keepalives(&fake, ADAPTERS[0]).len();
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
-        keepalives(&calls, ADAPTERS[0]).len(),
+        keepalives(&fake, ADAPTERS[0]).len(),
         before,
         "no keepAlive while no worker is up"
     );
@@ -202,7 +158,7 @@ fn keepalive_stops_while_every_worker_is_down() {
     // It resumes when the worker is back.
     s.wait_role_up("worker", 1, Duration::from_secs(10));
     let resumed = wait_for(Duration::from_secs(2), || {
-        (keepalives(&calls, ADAPTERS[0]).len() > before).then_some(())
+        (keepalives(&fake, ADAPTERS[0]).len() > before).then_some(())
     });
     assert!(resumed.is_some());
     assert!(s.cmd(&["stop"]).status.success());
@@ -211,7 +167,10 @@ fn keepalive_stops_while_every_worker_is_down() {
 #[test]
 fn a_node_that_is_down_costs_nothing_but_task_worker_0_time() {
     let dead_port = free_port();
-    let s = server_with_node(dead_port, 2);
+    let s = server_with_node(
+        &format!("tars.tarsnode.ServerObj@tcp -h 127.0.0.1 -p {dead_port} -t 3000"),
+        2,
+    );
     s.start();
     std::thread::sleep(Duration::from_millis(800));
     for _ in 0..5 {
@@ -224,5 +183,26 @@ fn a_node_that_is_down_costs_nothing_but_task_worker_0_time() {
     );
     let refused = format!("cannot connect to 127.0.0.1:{dead_port}");
     assert!(s.log().contains(&refused), "{}", s.log());
+    assert!(s.cmd(&["stop"]).status.success());
+}
+
+#[test]
+fn keepalive_resumes_when_the_node_comes_back() {
+    let mut fake = fake_node();
+    let s = server_with_node(&fake.node_obj(), 2);
+    s.start();
+    wait_for(Duration::from_secs(2), || {
+        (!keepalives(&fake, ADAPTERS[0]).is_empty()).then_some(())
+    })
+    .unwrap();
+    fake.set_down(Servant::Node).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let during = keepalives(&fake, ADAPTERS[0]).len();
+    fake.set_up(Servant::Node).unwrap();
+    let back = wait_for(Duration::from_secs(3), || {
+        (keepalives(&fake, ADAPTERS[0]).len() > during).then_some(())
+    });
+    assert!(back.is_some(), "reports resume when the node is back");
+    assert_eq!(s.get("/").0, 200);
     assert!(s.cmd(&["stop"]).status.success());
 }

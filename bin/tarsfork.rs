@@ -10,6 +10,8 @@
 //! - `GET /ticks` → how often this worker's 50 ms timer and the task worker's 50 ms
 //!   timer have fired (`worker=N task=M`)
 //! - `GET /crash` → the worker aborts (for trying out respawns by hand)
+//! - `GET /prop?v=N` → reports N to the application property `demo.value` (policies
+//!   Sum, Avg, Max, Min, Count and Distr 10|100|1000), aggregated across workers
 //! - `GET /proxy?port=P&s=X` → calls `HelloObj.testHello(X)` on 127.0.0.1:P through the
 //!   generated client proxy (an outgoing call, recorded in client-side statistics)
 //!
@@ -29,7 +31,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tarsfork::http::{Request, Response};
-use tarsfork::{Ctx, Service, TaskCtx};
+use tarsfork::{Ctx, Policy, Service, TaskCtx};
 use tarsfork_tars::proxy::{Current, Proxy, ServantError};
 
 #[allow(clippy::all, dead_code)]
@@ -96,6 +98,27 @@ fn on_request(req: &Request, ctx: &mut Ctx) -> Response {
             Response::text(200, format!("worker={} task={task}", TICKS.with(Cell::get)))
         }
         "/crash" => std::process::abort(),
+        "/prop" => {
+            let v = req
+                .query_param("v")
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0);
+            let policies = [
+                Policy::Sum,
+                Policy::Avg,
+                Policy::Max,
+                Policy::Min,
+                Policy::Count,
+                Policy::Distr(vec![10, 100, 1000]),
+            ];
+            match ctx
+                .property("demo.value", &policies)
+                .and_then(|p| p.report(v).map_err(|e| e.to_string()))
+            {
+                Ok(()) => Response::text(200, "reported"),
+                Err(e) => Response::text(500, format!("{e}\n")),
+            }
+        }
         "/proxy" => {
             let port = req.query_param("port").and_then(|p| p.parse::<u16>().ok());
             let text = req.query_param("s").unwrap_or_default().into_owned();

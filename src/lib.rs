@@ -38,6 +38,7 @@ pub mod taskq;
 mod worker;
 
 pub use error::{Error, EXIT_BOOT_ERROR};
+pub use platform::props::{Policy, Property};
 pub use service::{Ctx, Service, TaskCtx};
 pub use settings::Settings;
 

@@ -15,6 +15,7 @@ use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 use crate::http::{Request, Response};
+use crate::platform::props::{Policy, PropTable, Property};
 use crate::scoreboard::Cell;
 use crate::settings::Settings;
 use crate::sys;
@@ -176,16 +177,26 @@ impl<C> Timers<C> {
 pub struct Ctx {
     worker_id: u32,
     tasks: Option<TaskClient>,
+    props: Option<PropTable>,
     pub(crate) new_timers: Vec<(Duration, TimerFn<Ctx>)>,
 }
 
 impl Ctx {
-    pub(crate) fn new(worker_id: u32, tasks: Option<TaskClient>) -> Ctx {
+    pub(crate) fn new(worker_id: u32, tasks: Option<TaskClient>, props: Option<PropTable>) -> Ctx {
         Ctx {
             worker_id,
             tasks,
+            props,
             new_timers: Vec::new(),
         }
+    }
+
+    /// Registers (or finds) application property `name` with its policies (Sum, Avg,
+    /// Max, Min, Count, Distr); report values on the returned handle from any process:
+    /// they are aggregated across processes in shared memory and sent to tarsproperty
+    /// every `report-interval` by task worker 0.
+    pub fn property(&self, name: &str, policies: &[Policy]) -> Result<Property, String> {
+        property(self.props.as_ref(), name, policies)
     }
 
     /// This worker's id (0..worker_num-1, stable across respawns).
@@ -221,6 +232,7 @@ impl Ctx {
 /// The task worker's context.
 pub struct TaskCtx {
     pub(crate) task_worker_id: u32,
+    pub(crate) props: Option<PropTable>,
     pub(crate) new_timers: Vec<(Duration, TimerFn<TaskCtx>)>,
 }
 
@@ -234,6 +246,20 @@ impl TaskCtx {
     pub fn tick(&mut self, every: Duration, f: impl FnMut(&mut TaskCtx) + 'static) {
         self.new_timers.push((every, Box::new(f)));
     }
+
+    /// Registers (or finds) application property `name`; see [`Ctx::property`].
+    pub fn property(&self, name: &str, policies: &[Policy]) -> Result<Property, String> {
+        property(self.props.as_ref(), name, policies)
+    }
+}
+
+fn property(
+    table: Option<&PropTable>,
+    name: &str,
+    policies: &[Policy],
+) -> Result<Property, String> {
+    let table = table.ok_or("no properties table in this process")?;
+    Property::new(table, name, policies).map_err(|e| e.to_string())
 }
 
 /// An event worker's end of the task channel.

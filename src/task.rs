@@ -37,6 +37,7 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> std::io::Resul
     queue.set_nonblocking(true)?;
     let mut ctx = TaskCtx {
         task_worker_id: boot.id,
+        props: shared.props.clone(),
         new_timers: Vec::new(),
     };
     let mut timers: Timers<TaskCtx> = Timers::new();

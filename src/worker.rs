@@ -207,7 +207,7 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32
         live: 0,
         phase: Phase::Serving,
         handle,
-        ctx: Ctx::new(boot.id, tasks),
+        ctx: Ctx::new(boot.id, tasks, shared.props.clone()),
         timers: Timers::new(),
         served: 0,
         max_request,

@@ -50,6 +50,7 @@ fn setup(stat_via_locator: bool) -> Setup {
         "<client>".into(),
         format!("locator={}", fake.locator()),
         "report-interval=500".into(),
+        "refresh-endpoint-interval=300".into(),
     ];
     if stat_via_locator {
         extra.push("stat=tars.tarsstat.StatObj".into());
@@ -188,6 +189,46 @@ fn run(via_locator: bool) {
     assert_eq!(out.0["slavePort"], s.tars_port);
     assert_eq!(out.0["slaveName"], "TestApp.HelloServer");
 
+    // An application property, reported from several connections (several workers).
+    for v in [5, 50, 500] {
+        assert_eq!(s.server.get(&format!("/prop?v={v}")).0, 200);
+    }
+    // The three values may land in one report or be split over two: add them up.
+    let demo_entries = || -> Vec<Value> {
+        s.fake
+            .calls(Servant::Property, "reportPropMsg")
+            .iter()
+            .flat_map(|r| r["args"]["statmsg"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["key"]["propertyName"] == "demo.value")
+            .collect()
+    };
+    let policy = |e: &Value, name: &str| -> String {
+        e["value"]["vInfo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["policy"] == name)
+            .map(|i| i["value"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{name} in {e}"))
+    };
+    let int = |e: &Value, name: &str| policy(e, name).parse::<i64>().unwrap();
+    let all = wait_for(Duration::from_secs(3), || {
+        let es = demo_entries();
+        (es.iter().map(|e| int(e, "Count")).sum::<i64>() == 3).then_some(es)
+    })
+    .expect("all three values reported");
+    assert!(all
+        .iter()
+        .all(|e| e["key"]["moduleName"] == "TestApp.HelloServer"));
+    let counted: Vec<&Value> = all.iter().filter(|e| int(e, "Count") > 0).collect();
+    assert_eq!(counted.iter().map(|e| int(e, "Sum")).sum::<i64>(), 555);
+    assert_eq!(counted.iter().map(|e| int(e, "Max")).max(), Some(500));
+    assert_eq!(counted.iter().map(|e| int(e, "Min")).min(), Some(5));
+    if counted.len() == 1 {
+        assert_eq!(policy(counted[0], "Avg"), "185");
+        assert_eq!(policy(counted[0], "Distr"), "10|1,100|1,1000|1");
+    }
+
     // Properties, and the registry that resolved stat and property.
     let props = s.fake.wait_for(
         |recs| recs.iter().any(|r| r["func"] == "reportPropMsg"),
@@ -214,11 +255,27 @@ fn run(via_locator: bool) {
         .iter()
         .map(|r| r["args"]["id"].as_str().unwrap_or("").to_string())
         .collect();
-    assert_eq!(
-        asked.contains(&"tars.tarsstat.StatObj".to_string()),
-        via_locator,
-        "the registry is asked only for objects without @tcp: {asked:?}"
-    );
+    let lookups = |id: &str| {
+        s.fake
+            .calls(Servant::Registry, "findObjectById")
+            .iter()
+            .filter(|r| r["args"]["id"] == id)
+            .count()
+    };
+    if via_locator {
+        assert!(lookups("tars.tarsstat.StatObj") >= 1, "{asked:?}");
+        // Properties go out every 500 ms; cached answers expire after 300 ms.
+        let again = wait_for(Duration::from_secs(3), || {
+            (lookups("tars.tarsproperty.PropertyObj") >= 2).then_some(())
+        });
+        assert!(
+            again.is_some(),
+            "resolved again after refresh-endpoint-interval: {asked:?}"
+        );
+    } else {
+        let n = lookups("tars.tarsstat.StatObj") + lookups("tars.tarsproperty.PropertyObj");
+        assert_eq!(n, 0, "objects with @tcp are used as written: {asked:?}");
+    }
 
     // tars.loadconfig through the registry-less config object.
     let mut admin = tarsfork_tars::framework::tars::AdminFProxy::new({

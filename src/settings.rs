@@ -1214,7 +1214,7 @@ pub static SETTINGS_KEYS: &[KeyDescriptor<Settings>] = &[
         Setter::Bytes(|s, v| s.logsize = v),
         DefaultDoc::Value("50M"),
         "15M",
-        "size at which the log file is rotated (rotation comes with the platform layer; today: reopen on WINCH)",
+        "size at which the log file is rotated to `.log.1`, `.log.2`…; shared by every process of the server",
     ),
     key(
         Scope::Server,
@@ -1226,7 +1226,7 @@ pub static SETTINGS_KEYS: &[KeyDescriptor<Settings>] = &[
         },
         DefaultDoc::Value("10"),
         "5",
-        "rotated log files kept (with the platform layer)",
+        "rotated log files kept (the oldest is removed)",
     ),
     KeyDescriptor {
         aliases: &["loglevel"],

@@ -206,3 +206,33 @@ fn keepalive_resumes_when_the_node_comes_back() {
     assert_eq!(s.get("/").0, 200);
     assert!(s.cmd(&["stop"]).status.success());
 }
+
+#[test]
+fn a_slow_node_costs_bounded_timeouts_in_task_worker_0_only() {
+    let mut fake = fake_node();
+    fake.set_delay(Some(Servant::Node), 5000).unwrap();
+    let s = server_with_node(&fake.node_obj(), 2);
+    s.start();
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = std::time::Instant::now();
+    for _ in 0..5 {
+        assert_eq!(s.get("/").0, 200);
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "event workers are not slowed"
+    );
+    let t = std::time::Instant::now();
+    assert_eq!(
+        s.get("/task?data=x").0,
+        200,
+        "task worker 0 still takes tasks"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "within one bounded timeout: {:?}",
+        t.elapsed()
+    );
+    assert!(s.log().contains("no reply within"), "{}", s.log());
+    assert!(s.cmd(&["stop"]).status.success());
+}

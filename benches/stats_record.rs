@@ -9,6 +9,8 @@
 //! cargo bench --bench stats_record
 //! ```
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a bench aborts on setup failure
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -39,7 +41,10 @@ fn record_for(table: &StatTable, h: &StatHead<'_>) -> (u64, u64, u128) {
     while t0.elapsed() < RUN {
         for i in 0..1000u64 {
             // Vary the time so every bucket and both extremes paths are exercised.
-            if table.record(h, Outcome::Success, (i * 7 % 4000) as i64).is_err() {
+            if table
+                .record(h, Outcome::Success, (i * 7 % 4000) as i64)
+                .is_err()
+            {
                 eprintln!("record failed");
                 return (n, 1, 1);
             }
@@ -125,12 +130,17 @@ fn main() {
     let (ns2, wall2, n2) = two_processes(&table, dir.path());
     let r = table.take_report().expect("take");
     let counted: i64 = r.server.iter().map(|(_, b)| i64::from(b.count)).sum();
-    assert_eq!(counted as u64, n2, "every record of both processes is counted");
+    assert_eq!(
+        counted as u64, n2,
+        "every record of both processes is counted"
+    );
 
     // One flush of 100 heads.
     let names: Vec<String> = (0..100).map(|i| format!("f{i}")).collect();
     for name in &names {
-        table.record(&head(name), Outcome::Success, 3).expect("record");
+        table
+            .record(&head(name), Outcome::Success, 3)
+            .expect("record");
     }
     let t0 = Instant::now();
     let r = table.take_report().expect("take");

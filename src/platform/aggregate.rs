@@ -11,7 +11,7 @@
 //! | --- | --- | --- |
 //! | `<name>.keys` | 16-byte id (hash of the blob) | `blob` (the encoded key, ≤ 1024 bytes), `counters`, `extremes` |
 //! | `<name>.sums` | `C` id bank chunk | `v0`..`v15`: counters, added to by every process |
-//! | `<name>.ext` | `X` id bank nonce · `P` nonce · `G` | `c0`..`c2`: has/min/max · seq/pid/start · epoch/dropped |
+//! | `<name>.ext` | `X` id nonce · `P` nonce · `G` | `c0`..`c5`: has/min/max of bank 0 and of bank 1 · seq/pid/start · epoch/dropped |
 //!
 //! Keys are always hashed: a StatMicMsgHead (names, IPs, port, return value, set) rarely
 //! fits the 63-byte key limit, and one uniform path beats two. The full key lives in the
@@ -24,7 +24,8 @@
 //! compare-and-swap. Counters need only `fetch_add`. A maximum shared by several writers
 //! needs a CAS (load-compare-store loses a concurrent larger value), and the flusher's
 //! "read and reset" of a maximum needs a swap. So each process keeps its own min/max row
-//! per key (`X`, one writer: load-compare-store is exact), and the flusher reads those
+//! per key (`X`, one writer: load-compare-store is exact; the process is its nonce, pid
+//! and start time), and the flusher reads those
 //! rows only once no process can still be writing them: every process records into one
 //! of two banks chosen by the parity of a shared epoch; the flusher increments the epoch
 //! and waits until every process has left any record it began under the old epoch
@@ -66,7 +67,8 @@ const SUM_COLS: [&str; WIDTH] = [
     "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14",
     "v15",
 ];
-const EXT_COLS: [&str; 3] = ["c0", "c1", "c2"];
+/// X rows: has, min, max of bank 0, then of bank 1; P rows: seq, pid, start; G: epoch, dropped.
+const EXT_COLS: [&str; 6] = ["c0", "c1", "c2", "c3", "c4", "c5"];
 const EPOCH_KEY: &[u8] = b"G";
 
 /// Why a store operation failed.
@@ -222,12 +224,11 @@ fn sum_key(id: &Id, bank: u8, chunk: u8) -> [u8; 19] {
     k
 }
 
-fn ext_key(id: &Id, bank: u8, nonce: &[u8; 8]) -> [u8; 26] {
-    let mut k = [0u8; 26];
+fn ext_key(id: &Id, nonce: &[u8; 8]) -> [u8; 25] {
+    let mut k = [0u8; 25];
     k[0] = b'X';
     k[1..17].copy_from_slice(id);
-    k[17] = bank;
-    k[18..].copy_from_slice(nonce);
+    k[17..].copy_from_slice(nonce);
     k
 }
 
@@ -424,7 +425,9 @@ impl Store {
         let [kp, sp, ep] = paths(dir, name);
         let (ks, ss, es) = shm_at("building the schema of", &kp, schemas())?;
         let keys_cap = cap.keys.max(1);
-        let chunks = max_counters.div_ceil(WIDTH).max(1);
+        // Most keys fit one chunk (stats always do; properties unless they have long
+        // Distr policies), so room for two per key and bank is plenty.
+        let chunks = max_counters.div_ceil(WIDTH).clamp(1, 2);
         let procs = cap.processes.max(1);
         let keys = shm_at("creating", &kp, Table::create(&kp, &ks, keys_cap))?;
         let sums = shm_at(
@@ -433,7 +436,12 @@ impl Store {
             Table::create(&sp, &ss, keys_cap * 2 * chunks),
         )?;
         // Per process: its P row and an X row per key and bank it recorded; plus G.
-        let ext_cap = procs * (keys_cap * 2 + 1) + 1;
+        // Extremes: one row per key a process has recorded, per live process. Every
+        // process recording every key (procs × keys rows) would be far larger than any
+        // server needs and would all be touched by each flush's scan; so the table holds
+        // four rows per key or 64 per process, whichever is more. When it is full, new
+        // (key, process) pairs are recorded without extremes: counts stay exact.
+        let ext_cap = procs + 1 + (keys_cap * 4).max(procs * 64);
         let ext = shm_at("creating", &ep, Table::create(&ep, &es, ext_cap))?;
         shm(
             "creating the epoch row in",
@@ -656,15 +664,21 @@ impl Store {
                     self.sums.int_cell(&key, col),
                 )?);
             }
-            if shape.extremes {
-                let key = ext_key(&id, bank, nonce);
-                let ext = &self.ext;
-                shm("creating extremes in", ext, ext.incr(&key, "c0", 0))?;
-                let cell = |c| shm("resolving extremes in", ext, ext.int_cell(&key, c));
-                exts[usize::from(bank)] = Some(Ext {
-                    has: cell("c0")?,
-                    min: cell("c1")?,
-                    max: cell("c2")?,
+        }
+        if shape.extremes {
+            let key = ext_key(&id, nonce);
+            let ext = &self.ext;
+            match ext.incr(&key, "c0", 0) {
+                // Full: this process records this key without extremes (see `create`).
+                Err(ShmError::Full { .. }) => return Ok(Entry { sums, ext: exts }),
+                r => shm("creating extremes in", ext, r)?,
+            };
+            let cell = |c| shm("resolving extremes in", ext, ext.int_cell(&key, c));
+            for (bank, cols) in [(0, ["c0", "c1", "c2"]), (1, ["c3", "c4", "c5"])] {
+                exts[bank] = Some(Ext {
+                    has: cell(cols[0])?,
+                    min: cell(cols[1])?,
+                    max: cell(cols[2])?,
                 });
             }
         }
@@ -709,35 +723,37 @@ impl Store {
 
         let mut gone: Vec<Vec<u8>> = Vec::new();
         let mut remaining: HashMap<[u8; 8], usize> = HashMap::new();
+        let (has_col, other_has_col) = if bank == 0 { (0, 3) } else { (3, 0) };
         for row in ext.iter() {
             let row = shm("reading extremes of", ext, row)?;
             let key = row.key();
-            if key.len() != 26 || key[0] != b'X' {
+            if key.len() != 25 || key[0] != b'X' {
                 continue;
             }
             let mut nonce = [0u8; 8];
-            nonce.copy_from_slice(&key[18..]);
-            // A process missing from the list registered after it was made: it is
-            // alive (and recording in the new bank). Only a listed, exited owner's rows
-            // may go; deleting a live owner's row would send its cached cells into a
-            // freed slot.
-            let owner_alive = alive.get(&nonce).copied().unwrap_or(true);
-            if key[17] != bank {
-                if !owner_alive {
-                    *remaining.entry(nonce).or_default() += 1;
-                }
-                continue;
-            }
+            nonce.copy_from_slice(&key[17..]);
             let vals = row.values();
             let int = |i: usize| vals.get(i).and_then(Value::as_int).unwrap_or(0);
-            if int(0) != 0 {
-                fold_extremes(&mut acc, key_id(key), int(1), int(2));
-                shm("clearing extremes in", ext, ext.store_int(key, "c0", 0))?;
+            if int(has_col) != 0 {
+                fold_extremes(&mut acc, key_id(key), int(has_col + 1), int(has_col + 2));
+                shm(
+                    "clearing extremes in",
+                    ext,
+                    ext.store_int(key, EXT_COLS[has_col], 0),
+                )?;
             }
-            if owner_alive {
+            // A process missing from the list registered after it was made: it is
+            // alive (and recording in the new bank). Only a listed, exited owner's rows
+            // may go, once both banks are harvested; deleting a live owner's row would
+            // send its cached cells into a freed slot.
+            if alive.get(&nonce).copied().unwrap_or(true) {
                 continue;
             }
-            gone.push(key.to_vec());
+            if int(other_has_col) != 0 {
+                *remaining.entry(nonce).or_default() += 1;
+            } else {
+                gone.push(key.to_vec());
+            }
         }
         for key in &gone {
             shm(
@@ -842,8 +858,13 @@ impl Store {
             let key = row.key();
             let vals = row.values();
             let int = |i: usize| vals.get(i).and_then(Value::as_int).unwrap_or(0);
-            if key.len() == 26 && key[0] == b'X' && int(0) != 0 {
-                fold_extremes(&mut acc, key_id(key), int(1), int(2));
+            if key.len() != 25 || key[0] != b'X' {
+                continue;
+            }
+            for has in [0, 3] {
+                if int(has) != 0 {
+                    fold_extremes(&mut acc, key_id(key), int(has + 1), int(has + 2));
+                }
             }
         }
         self.finish(acc, idle_keys)
@@ -1050,17 +1071,46 @@ mod tests {
                 .is_ok()
         });
         assert!(forktest::wait_all(&kids, Duration::from_secs(30)));
-        // Three P rows and three X rows per bank, plus G.
-        assert_eq!(s.ext.len(), 1 + 3 + 3 * 2);
+        // Three P rows and three X rows, plus G.
+        assert_eq!(s.ext.len(), 1 + 3 + 3);
         let h = s.take(false).unwrap();
         assert_eq!(h.taken[0].counters[0], 3);
         assert_eq!(h.taken[0].extremes, Some((10, 12)));
         assert_eq!(h.stragglers, 0);
-        // The harvested bank's rows are gone; the other bank's go at the next take,
-        // and with them the process rows.
-        assert_eq!(s.ext.len(), 1 + 3 + 3);
-        assert!(s.take(false).unwrap().taken.is_empty());
+        // Both banks of the exited processes are harvested: their rows are gone.
         assert_eq!(s.ext.len(), 1);
+        assert!(s.take(false).unwrap().taken.is_empty());
         s.ext.verify().unwrap();
+    }
+
+    #[test]
+    fn a_full_extremes_table_keeps_counts_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = Capacity {
+            keys: 16,
+            processes: 1,
+        };
+        let s = Store::create(dir.path(), "t", cap, 1).unwrap();
+        let shape = Shape {
+            counters: 1,
+            extremes: true,
+        };
+        // 5 processes × 16 keys want 80 extremes rows; the table holds 64.
+        let kids = forktest::spawn(5, |k| {
+            (0..16u8).all(|key| {
+                s.record(shape, |b| b.push(key), &[(0, 1)], Some(k as i64))
+                    .is_ok()
+            })
+        });
+        assert!(forktest::wait_all(&kids, Duration::from_secs(60)));
+        assert_eq!(s.ext.len(), s.ext.capacity());
+        let h = s.take(false).unwrap();
+        assert_eq!(h.dropped, 0);
+        assert_eq!(h.taken.len(), 16);
+        for t in &h.taken {
+            assert_eq!(t.counters, vec![5]);
+            let (lo, hi) = t.extremes.expect("some process had room");
+            assert!((0..5).contains(&lo) && lo <= hi && hi < 5);
+        }
     }
 }

@@ -29,7 +29,7 @@ use std::path::Path;
 
 use tarsfork_tars::framework::tars::{StatMicMsgBody, StatMicMsgHead};
 
-use super::aggregate::{Capacity, Harvest, Result, Shape, Store, Taken};
+use super::aggregate::{Capacity, Harvest, Result, Shape, Store, Taken, BLOB_MAX};
 
 /// The latency bucket bounds in ms, as TarsCpp's StatReport (see the module doc).
 pub const STAT_INTERVALS_MS: [i32; 9] = [5, 10, 50, 100, 200, 500, 1000, 2000, 3000];
@@ -114,9 +114,16 @@ impl StatHead<'_> {
     }
 
     /// Appends the key's bytes: version, side, port, return value, then each string as
-    /// a u16 length and its bytes. Strings over 65535 bytes are cut to make the blob
-    /// too long, which the store rejects (so no two heads share a blob).
+    /// a u16 length and its bytes. A head whose encoding would exceed the store's limit
+    /// (e.g. a hostile interface name) appends a bounded filler one byte over the limit
+    /// instead, which the store rejects without copying the long strings.
     fn encode(&self, out: &mut Vec<u8>) {
+        let strings = self.strings();
+        let len = 10 + strings.iter().map(|s| 2 + s.len()).sum::<usize>();
+        if len > BLOB_MAX {
+            out.resize(out.len() + BLOB_MAX + 1, 0);
+            return;
+        }
         out.push(BLOB_VERSION);
         out.push(match self.side {
             Side::Server => 0,
@@ -124,14 +131,11 @@ impl StatHead<'_> {
         });
         out.extend_from_slice(&self.slave_port.to_le_bytes());
         out.extend_from_slice(&self.return_value.to_le_bytes());
-        for s in self.strings() {
-            match u16::try_from(s.len()) {
-                Ok(len) => {
-                    out.extend_from_slice(&len.to_le_bytes());
-                    out.extend_from_slice(s.as_bytes());
-                }
-                Err(_) => out.resize(out.len() + s.len(), 0),
-            }
+        for s in strings {
+            // Cannot fail: each string is shorter than BLOB_MAX, checked above.
+            let n = u16::try_from(s.len()).unwrap_or(u16::MAX);
+            out.extend_from_slice(&n.to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
         }
     }
 
@@ -622,6 +626,7 @@ mod tests {
             t.record(&h, Outcome::Success, 3).is_ok() && t.record(&h, Outcome::Success, 80).is_ok()
         });
         assert!(forktest::wait_all(&kids, Duration::from_secs(30)));
+        assert_eq!(t.store.process_rows(), 2, "the child registered itself");
         t.record(&h, Outcome::Success, 60).unwrap();
         let b = t.take_report().unwrap().server[0].1.clone();
         assert_eq!(
@@ -685,5 +690,24 @@ mod tests {
         assert!(ro.take_report().is_err());
         assert!(ro.record(&server_head("p"), Outcome::Success, 1).is_err());
         assert_eq!(t.take_report().unwrap().server, seen.server);
+    }
+
+    #[test]
+    fn an_oversized_head_is_refused_cheaply() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = table(dir.path());
+        let long = "x".repeat(1 << 20);
+        let h = server_head(&long);
+        assert!(t.record(&h, Outcome::Success, 1).is_err());
+        let mut blob = Vec::new();
+        h.encode(&mut blob);
+        assert_eq!(blob.len(), BLOB_MAX + 1);
+        // Just under the limit is fine.
+        let fits = "y".repeat(BLOB_MAX - 200);
+        t.record(&server_head(&fits), Outcome::Success, 1).unwrap();
+        let r = t.take_report().unwrap();
+        assert_eq!(r.dropped, 1);
+        assert_eq!(r.server.len(), 1);
+        assert_eq!(r.server[0].0.interface_name, fits);
     }
 }

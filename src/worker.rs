@@ -15,8 +15,6 @@ use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use std::collections::HashMap;
-
 use tarsfork_tars::frame::FrameSplitter;
 use tarsfork_tars::packet::{
     RequestPacket, ResponsePacket, TupData, TARSSERVERNOSERVANTERR, VERSION_TARS,
@@ -121,7 +119,7 @@ struct Worker<'a> {
     /// When the connections were last swept for timeouts.
     last_sweep: i64,
     /// This worker's servants by full name (`App.Server.Obj`).
-    servants: HashMap<String, Box<dyn Dispatch>>,
+    servants: Vec<(String, Box<dyn Dispatch>)>,
     /// Server-side call statistics (when `<client> stat` is configured).
     stats: Option<Served<'a>>,
 }
@@ -566,8 +564,13 @@ impl Worker<'_> {
             };
             let started = sys::monotonic_ms();
             self.handle.begin_request(started);
-            let reply = match self.servants.get_mut(&request.servant_name) {
-                Some(servant) => servant.dispatch(&request),
+            // A handful of servants: comparing bytes beats hashing every name.
+            let servant = self
+                .servants
+                .iter_mut()
+                .find(|(name, _)| name.as_bytes() == request.servant_name.as_bytes());
+            let reply = match servant {
+                Some((_, servant)) => servant.dispatch(&request),
                 None => no_such_servant(&request),
             };
             self.handle.end_request();
@@ -586,13 +589,11 @@ impl Worker<'_> {
                 );
             }
             self.served += 1;
-            match reply.encode_frame() {
-                Ok(Some(frame)) => conn.outbuf.extend_from_slice(&frame),
-                Ok(None) => {}
-                Err(e) => log::error(&format!(
+            if let Err(e) = reply.append_frame(&mut conn.outbuf) {
+                log::error(&format!(
                     "cannot encode the reply to {}.{}: {e}",
                     request.servant_name, request.func_name
-                )),
+                ));
             }
             if self.max_request > 0
                 && self.served >= self.max_request
@@ -759,8 +760,8 @@ impl Worker<'_> {
 }
 
 /// Each Tars adapter's servant, made for this worker from the service's factories.
-fn make_servants(shared: &Shared, service: &Service) -> HashMap<String, Box<dyn Dispatch>> {
-    let mut out = HashMap::new();
+fn make_servants(shared: &Shared, service: &Service) -> Vec<(String, Box<dyn Dispatch>)> {
+    let mut out: Vec<(String, Box<dyn Dispatch>)> = Vec::new();
     for a in shared
         .settings
         .adapters
@@ -770,7 +771,9 @@ fn make_servants(shared: &Shared, service: &Service) -> HashMap<String, Box<dyn 
         let object = a.servant.rsplit('.').next().unwrap_or(&a.servant);
         match service.servants.iter().find(|(name, _)| name == object) {
             Some((_, make)) => {
-                out.insert(a.servant.clone(), make());
+                if !out.iter().any(|(name, _)| *name == a.servant) {
+                    out.push((a.servant.clone(), make()));
+                }
             }
             None => log::warn(&format!(
                 "no servant registered for object {object} (adapter {}); its calls get {TARSSERVERNOSERVANTERR}",

@@ -189,6 +189,11 @@ impl RequestPacket {
         Ok(b.finish()?)
     }
 
+    /// Appends the packet as a complete frame to `out` (no intermediate buffer).
+    pub fn append_frame(&self, out: &mut Vec<u8>) -> Result<(), PacketError> {
+        append_frame_with(out, |w| self.encode_fields(w))
+    }
+
     /// True for a call that expects no reply.
     pub fn is_oneway(&self) -> bool {
         self.packet_type == PACKET_ONEWAY
@@ -424,6 +429,11 @@ impl ResponsePacket {
         Ok(b.finish()?)
     }
 
+    /// Appends the packet as a complete frame to `out` (no intermediate buffer).
+    pub fn append_frame(&self, out: &mut Vec<u8>) -> Result<(), PacketError> {
+        append_frame_with(out, |w| self.encode_fields(w))
+    }
+
     /// The v1 reply to `req`: its version, type, id and message type, with `ret` and
     /// the encoded result `buffer`. Tags 8 and 9 are left out, as TarsCpp sends them.
     pub fn reply_to(req: &RequestPacket, ret: i32, buffer: Vec<u8>) -> Self {
@@ -513,5 +523,34 @@ impl TupData {
                 what: "TUP map",
                 source,
             })
+    }
+}
+
+/// Appends one frame to `out`: a 4-byte length placeholder, the fields written by
+/// `fields` straight into `out`, then the length patched in. On error `out` is left as
+/// it was.
+fn append_frame_with(
+    out: &mut Vec<u8>,
+    fields: impl FnOnce(&mut TarsWriter),
+) -> Result<(), PacketError> {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 4]);
+    let mut w = TarsWriter::from_vec(std::mem::take(out));
+    fields(&mut w);
+    *out = w.into_bytes();
+    let len = out.len() - start;
+    match u32::try_from(len) {
+        Ok(n) => {
+            out[start..start + 4].copy_from_slice(&n.to_be_bytes());
+            Ok(())
+        }
+        Err(_) => {
+            out.truncate(start);
+            Err(crate::frame::FrameError::TooLong {
+                len: len as u64,
+                max: u64::from(u32::MAX),
+            }
+            .into())
+        }
     }
 }

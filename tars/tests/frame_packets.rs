@@ -297,3 +297,23 @@ fn shrink_keeps_buffered_bytes_and_releases_the_rest() {
     s.feed(&small[5..]);
     assert_eq!(s.next_frame().unwrap(), Some(&b"tail"[..]));
 }
+
+#[test]
+fn append_frame_writes_the_same_bytes_as_encode_frame_after_what_is_there() {
+    use tarsfork_tars::packet::{RequestPacket, ResponsePacket};
+    let req = RequestPacket {
+        version: 1,
+        request_id: 7,
+        servant_name: "A.B.C".into(),
+        func_name: "f".into(),
+        ..RequestPacket::default()
+    };
+    let rsp = ResponsePacket::reply_to(&req, -3, vec![1, 2, 3]);
+    let mut out = b"prefix".to_vec();
+    req.append_frame(&mut out).unwrap();
+    rsp.append_frame(&mut out).unwrap();
+    let mut want = b"prefix".to_vec();
+    want.extend(req.encode_frame().unwrap());
+    want.extend(rsp.encode_frame().unwrap());
+    assert_eq!(out, want);
+}

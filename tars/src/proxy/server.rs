@@ -31,6 +31,15 @@ impl Reply {
         }
     }
 
+    /// Appends the reply as a frame to `out`; false when nothing goes back (oneway).
+    pub fn append_frame(&self, out: &mut Vec<u8>) -> Result<bool, PacketError> {
+        match self {
+            Reply::Tars(r) => r.append_frame(out).map(|()| true),
+            Reply::Tup(r) => r.append_frame(out).map(|()| true),
+            Reply::None => Ok(false),
+        }
+    }
+
     /// The reply as a frame ready to send, or `None` when nothing goes back.
     pub fn encode_frame(&self) -> Result<Option<Vec<u8>>, PacketError> {
         match self {

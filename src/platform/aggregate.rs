@@ -11,7 +11,7 @@
 //! | --- | --- | --- |
 //! | `<name>.keys` | 16-byte id (hash of the blob) | `blob` (the encoded key, ≤ 1024 bytes), `counters`, `extremes` |
 //! | `<name>.sums` | `C` id bank chunk | `v0`..`v15`: counters, added to by every process |
-//! | `<name>.ext` | `X` id nonce · `P` nonce · `G` | `c0`..`c5`: has/min/max of bank 0 and of bank 1 · seq/pid/start · epoch/dropped |
+//! | `<name>.ext` | `X` id nonce · `P` nonce · `G` | `c0`..`c5`: has/min/max of bank 0 and of bank 1 · seq/pid/start · epoch/dropped/reserve |
 //!
 //! Keys are always hashed: a StatMicMsgHead (names, IPs, port, return value, set) rarely
 //! fits the 63-byte key limit, and one uniform path beats two. The full key lives in the
@@ -24,16 +24,17 @@
 //! compare-and-swap. Counters need only `fetch_add`. A maximum shared by several writers
 //! needs a CAS (load-compare-store loses a concurrent larger value), and the flusher's
 //! "read and reset" of a maximum needs a swap. So each process keeps its own min/max row
-//! per key (`X`, one writer: load-compare-store is exact; the process is its nonce, pid
-//! and start time), and the flusher reads those
-//! rows only once no process can still be writing them: every process records into one
-//! of two banks chosen by the parity of a shared epoch; the flusher increments the epoch
-//! and waits until every process has left any record it began under the old epoch
-//! (a per-process sequence number, odd while inside a record; a SeqCst fence on each
-//! side makes this a Dekker handshake: either the recorder sees the new epoch or the
-//! flusher sees it inside its record). Then the old bank is quiescent: the flusher reads
-//! its counters and subtracts exactly what it read (so even a late add is kept for a
-//! later report), and reads and clears the extremes.
+//! per key (`X`; one writer, so load-compare-store is exact; a process is named by a
+//! nonce of its pid and start time), and the flusher reads those rows only once no
+//! process can still be writing them.
+//!
+//! Every process records into one of two banks chosen by the parity of a shared epoch.
+//! The flusher increments the epoch, then waits until every process has left any record
+//! it began under the old epoch: each process has a sequence number, odd while inside a
+//! record, and a SeqCst fence on each side makes this a Dekker handshake (either the
+//! recorder sees the new epoch, or the flusher sees it inside its record). Then the old
+//! bank is quiescent: the flusher reads its counters and subtracts exactly what it read
+//! (so even a late add stays for a later report), and reads and clears its extremes.
 //!
 //! A record therefore lands wholly in one report: its count, its time and its min/max.
 //! The one loss: a process stopped (SIGSTOP, or descheduled for longer than
@@ -42,8 +43,20 @@
 //! If the shm crate gains `IntCell::compare_exchange` (or `fetch_min`/`fetch_max` and
 //! `swap`), the per-process rows could become one shared row per key and bank.
 //!
-//! Rows of exited processes are harvested, then deleted; shared rows are never deleted,
-//! which is what makes the cached `IntCell`s safe.
+//! # Processes
+//!
+//! A process's cache of resolved cells is reset in a forked child, detected by a
+//! generation counter that a `pthread_atfork` handler bumps (a `getpid()` per record
+//! cost 320 ns on the development VM, three times the rest of the record). Rows of
+//! exited processes are harvested, then deleted; shared rows are never deleted, which
+//! is what makes the cached `IntCell`s safe.
+//!
+//! # Sizes
+//!
+//! `sums` holds two chunks per key and bank; `ext` holds four extremes rows per key or
+//! 64 per process, whichever is more, plus a reserve of one row per process for the
+//! process rows. When the extremes rows run out, further (key, process) pairs are
+//! recorded without extremes: counts stay exact. Each flush scans `sums` and `ext`.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -536,7 +549,10 @@ impl Store {
         let mut guard = self.local();
         let local = &mut *guard;
         if local.forked() {
-            self.become_process(local)?;
+            if let Err(e) = self.become_process(local) {
+                self.note_dropped();
+                return Err(e);
+            }
         }
         local.scratch.clear();
         encode(&mut local.scratch);

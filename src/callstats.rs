@@ -18,6 +18,9 @@ use crate::log;
 use crate::platform::stats::{Outcome, Side, StatHead, StatTable};
 use crate::process::Shared;
 
+/// The interface name of calls to functions, servants or paths that do not exist.
+const UNKNOWN: &str = "<unknown>";
+
 /// The server-side recorder of one process.
 pub(crate) struct Served<'a> {
     table: &'a StatTable,
@@ -32,7 +35,8 @@ impl<'a> Served<'a> {
         })
     }
 
-    /// One served Tars call.
+    /// One served Tars call. Calls answered -3/-4 (no such function or servant) are
+    /// recorded under one name, so a client inventing names cannot fill the table.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn tars(
         &self,
@@ -56,11 +60,18 @@ impl<'a> Served<'a> {
         } else {
             Outcome::Exception
         };
+        let func = if ret == -3 || ret == -4 {
+            UNKNOWN
+        } else {
+            func
+        };
         self.record(master, func, peer, port, ret, outcome, ms);
     }
 
-    /// One served HTTP request.
+    /// One served HTTP request. A 404 is recorded under one name, so requests for
+    /// invented paths cannot fill the table.
     pub(crate) fn http(&self, path: &str, peer: &str, port: i32, status: u16, ms: i64) {
+        let path = if status == 404 { UNKNOWN } else { path };
         let outcome = if status >= 500 {
             Outcome::Exception
         } else {

@@ -134,6 +134,8 @@ fn run(via_locator: bool) {
     for _ in 0..7 {
         assert_eq!(s.server.get("/").0, 200);
     }
+    // Invented paths are counted under one name, not one entry each.
+    assert_eq!(s.server.get("/no/such/path").0, 404);
     let mut p = Proxy::new(([127, 0, 0, 1], s.tars_port).into(), SERVANT);
     p.set_timeout(Duration::from_secs(3));
     let mut hello = test_app::HelloProxy::new(p);
@@ -151,6 +153,7 @@ fn run(via_locator: bool) {
         |_| {
             let served = stat_entries(&s.fake, false);
             count_for(&served, "/", "not_tars_client") == 7
+                && count_for(&served, "<unknown>", "not_tars_client") == 1
                 && count_for(&served, "testHello", "tars_client") == 7
                 && count_for(
                     &stat_entries(&s.fake, true),
@@ -182,6 +185,9 @@ fn run(via_locator: bool) {
         assert!(min >= 0 && min <= max, "{k} {v}");
         assert!(v["totalRspTime"].as_i64().unwrap() >= max);
     }
+    assert!(served
+        .iter()
+        .all(|(k, _)| k["interfaceName"] != "/no/such/path"));
     let out = client
         .iter()
         .find(|(k, _)| k["interfaceName"] == "testHello")

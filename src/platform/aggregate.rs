@@ -279,13 +279,8 @@ extern "C" fn after_fork_in_child() {
 /// record compares pids instead). Called when a store is created or opened, i.e. in
 /// the master before it forks.
 fn fork_tracking() -> bool {
-    *FORK_TRACKING.get_or_init(|| {
-        // SAFETY: pthread_atfork only records the function pointer; the handler is an
-        // `extern "C" fn` living for the whole program that does one atomic add on a
-        // static, which is async-signal-safe as a handler in the forked child must be.
-        // (This belongs in crate::sys with the other libc calls; see the report.)
-        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) == 0 }
-    })
+    // The handler does one atomic add on a static: async-signal-safe, as it must be.
+    *FORK_TRACKING.get_or_init(|| crate::sys::on_fork_in_child(after_fork_in_child))
 }
 
 /// A word-at-a-time multiply-rotate hash (the FxHash recipe) for this process's cache:

@@ -512,3 +512,11 @@ pub fn close_fd(fd: RawFd) {
         libc::close(fd);
     }
 }
+
+/// Registers `handler` to run in every child right after `fork()` (pthread_atfork's
+/// child hook). The handler must be async-signal-safe. False if registration failed.
+pub fn on_fork_in_child(handler: extern "C" fn()) -> bool {
+    // SAFETY: pthread_atfork only records the function pointer; an `extern "C" fn` item
+    // lives for the whole program, and callers pass handlers that only touch atomics.
+    unsafe { libc::pthread_atfork(None, None, Some(handler)) == 0 }
+}

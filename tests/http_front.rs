@@ -303,3 +303,23 @@ fn connections_of_a_killed_worker_leave_the_maxconns_count() {
     }
     assert!(s.cmd(&["stop"]).status.success());
 }
+
+#[test]
+fn allow_list_refuses_other_clients() {
+    let s = server(Opts {
+        adapter_extra: vec!["allow=10.9.9.9".into()],
+        ..Opts::default()
+    });
+    let mut c = connect(s.port);
+    let _ = c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    let (rs, eof) = read_responses(&mut c, 1);
+    assert!(rs.is_empty() && eof, "127.0.0.1 is not on the allow list");
+    assert!(s.cmd(&["stop"]).status.success());
+
+    let s = server(Opts {
+        adapter_extra: vec!["allow=10.9.9.9;127.0.0.1".into()],
+        ..Opts::default()
+    });
+    assert_eq!(s.get("/").0, 200, "now it is");
+    assert!(s.cmd(&["stop"]).status.success());
+}

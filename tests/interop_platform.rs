@@ -134,6 +134,8 @@ fn run(via_locator: bool) {
     for _ in 0..7 {
         assert_eq!(s.server.get("/").0, 200);
     }
+    // One slow request lands in the 100 ms bucket (TarsCpp: the first bound above it).
+    assert_eq!(s.server.get("/slow?ms=60").0, 200);
     // Invented paths are counted under one name, not one entry each.
     assert_eq!(s.server.get("/no/such/path").0, 404);
     let mut p = Proxy::new(([127, 0, 0, 1], s.tars_port).into(), SERVANT);

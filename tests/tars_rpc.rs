@@ -280,3 +280,33 @@ fn a_tars_js_client_calls_hello_obj_and_gets_the_error_codes() {
     assert_eq!(v["v1"]["noservant"]["code"], -4, "{}", v["v1"]);
     assert!(s.cmd(&["stop"]).status.success());
 }
+
+#[test]
+fn idle_tars_connections_close_after_the_endpoint_timeout() {
+    let tars_port = free_port();
+    let s = Server::new(Opts {
+        extra: vec![
+            "<TestApp.HelloServer.HelloObjAdapter>".into(),
+            format!("  endpoint=tcp -h 127.0.0.1 -p {tars_port} -t 400"),
+            "  protocol=tars".into(),
+            format!("  servant={SERVANT}"),
+            "</TestApp.HelloServer.HelloObjAdapter>".into(),
+        ],
+        ..Opts::default()
+    });
+    s.start();
+    let mut c = TcpStream::connect(addr(tars_port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(&request(1, "testHello", "a").encode_frame().unwrap())
+        .unwrap();
+    assert_eq!(read_frames(&mut c, 1).0.len(), 1);
+    let t = std::time::Instant::now();
+    let (more, eof) = read_frames(&mut c, 1);
+    assert!(more.is_empty() && eof, "closed by the server");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert!(s.cmd(&["stop"]).status.success());
+}

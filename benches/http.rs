@@ -12,39 +12,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::*;
 
-fn wrk(wrk: &std::path::Path, conns: u32, secs: u64, port: u16) -> f64 {
-    let out = Command::new(wrk)
-        .args([
-            "-t1",
-            &format!("-c{conns}"),
-            &format!("-d{secs}s"),
-            &format!("http://127.0.0.1:{port}/"),
-        ])
-        .stderr(Stdio::null())
-        .output();
-    let Ok(out) = out else { return 0.0 };
-    let text = String::from_utf8_lossy(&out.stdout);
-    if text.contains("Non-2xx") || text.contains("Socket errors") {
-        eprintln!("bench: wrk reported errors on port {port}:\n{text}");
-    }
-    text.lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let secs: u64 = std::env::var("BENCH_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
-    let reps: usize = std::env::var("BENCH_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let secs = env_or("BENCH_SECS", 10);
+    let reps = env_or("BENCH_REPS", 5) as usize;
     let (Some(wrk_bin), Some(nginx_bin)) = (tool("wrk", "wrk"), tool("nginx", "nginx")) else {
         println!("BENCH http skipped=missing_tools (apt-get install wrk nginx)");
         return;

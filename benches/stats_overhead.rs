@@ -9,7 +9,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::*;
 
@@ -33,36 +32,12 @@ fn config(dir: &Path, port: u16, stats: bool) -> std::path::PathBuf {
     path
 }
 
-fn wrk(wrk: &Path, secs: u64, port: u16) -> f64 {
-    let out = Command::new(wrk)
-        .args([
-            "-t1",
-            "-c64",
-            &format!("-d{secs}s"),
-            &format!("http://127.0.0.1:{port}/"),
-        ])
-        .stderr(Stdio::null())
-        .output();
-    let Ok(out) = out else { return 0.0 };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let secs: u64 = std::env::var("BENCH_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let reps: usize = std::env::var("BENCH_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let secs = env_or("BENCH_SECS", 5);
+    let reps = env_or("BENCH_REPS", 5) as usize;
     let Some(wrk_bin) = tool("wrk", "wrk") else {
         println!("BENCH stats_overhead skipped=missing_wrk (apt-get install wrk)");
         return;
@@ -78,16 +53,16 @@ fn main() {
         println!("BENCH stats_overhead skipped=server_did_not_start");
         return;
     }
-    wrk(&wrk_bin, 1, on_port);
-    wrk(&wrk_bin, 1, off_port);
+    wrk(&wrk_bin, 64, 1, on_port);
+    wrk(&wrk_bin, 64, 1, off_port);
     let (mut onr, mut offr) = (Vec::new(), Vec::new());
     for rep in 0..reps {
         if rep % 2 == 0 {
-            onr.push(wrk(&wrk_bin, secs, on_port));
-            offr.push(wrk(&wrk_bin, secs, off_port));
+            onr.push(wrk(&wrk_bin, 64, secs, on_port));
+            offr.push(wrk(&wrk_bin, 64, secs, off_port));
         } else {
-            offr.push(wrk(&wrk_bin, secs, off_port));
-            onr.push(wrk(&wrk_bin, secs, on_port));
+            offr.push(wrk(&wrk_bin, 64, secs, off_port));
+            onr.push(wrk(&wrk_bin, 64, secs, on_port));
         }
     }
     eprintln!("stats on {onr:?} off {offr:?}");

@@ -175,3 +175,34 @@ pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// A whole number from the environment, or `default`.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Requests/s that `wrk -t1 -c<conns> -d<secs>s` measured on `port` (0 if it failed);
+/// wrk's error lines are passed on to stderr.
+pub fn wrk(wrk: &Path, conns: u32, secs: u64, port: u16) -> f64 {
+    let out = Command::new(wrk)
+        .args([
+            "-t1",
+            &format!("-c{conns}"),
+            &format!("-d{secs}s"),
+            &format!("http://127.0.0.1:{port}/"),
+        ])
+        .stderr(Stdio::null())
+        .output();
+    let Ok(out) = out else { return 0.0 };
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        eprintln!("bench: wrk reported errors on port {port}:\n{text}");
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}

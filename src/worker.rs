@@ -103,7 +103,8 @@ struct Worker<'a> {
     poll: Poll,
     listeners: Vec<(TcpListener, usize)>,
     adapters: Vec<Adapter>,
-    conns: Vec<Option<Conn>>,
+    /// Boxed, so taking a connection out for an event moves a pointer, not the state.
+    conns: Vec<Option<Box<Conn>>>,
     free: Vec<usize>,
     live: usize,
     phase: Phase,
@@ -392,7 +393,7 @@ impl Worker<'_> {
                 Protocol::Tars => Wire::Tars(FrameSplitter::new(MAX_TARS_FRAME)),
                 Protocol::NotTars => Wire::Http(RequestParser::new(self.shared.http_limits)),
             };
-            let mut conn = Conn {
+            let mut conn = Box::new(Conn {
                 stream,
                 token: Token(CONN_BASE + idx),
                 peer: peer.ip().to_string(),
@@ -406,7 +407,7 @@ impl Worker<'_> {
                 lingering_until: None,
                 want_write: false,
                 read_paused: false,
-            };
+            });
             if self
                 .poll
                 .registry()
@@ -437,7 +438,7 @@ impl Worker<'_> {
         }
     }
 
-    fn close(&mut self, idx: usize, mut conn: Conn) {
+    fn close(&mut self, idx: usize, mut conn: Box<Conn>) {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         let a = &self.adapters[conn.adapter];
         a.conns.add(-1);

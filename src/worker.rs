@@ -17,7 +17,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use tarsfork_tars::frame::FrameSplitter;
 use tarsfork_tars::packet::{
-    RequestPacket, ResponsePacket, TupData, TARSSERVERNOSERVANTERR, VERSION_TARS,
+    RequestPacket, RequestPacketRef, ResponsePacket, TupData, TARSSERVERNOSERVANTERR, VERSION_TARS,
 };
 use tarsfork_tars::proxy::{Dispatch, Reply};
 
@@ -123,6 +123,8 @@ struct Worker<'a> {
     servants: Vec<(String, Box<dyn Dispatch>)>,
     /// Server-side call statistics (when `<client> stat` is configured).
     stats: Option<Served<'a>>,
+    /// The Tars request being served, reused from one request to the next.
+    request: RequestPacket,
 }
 
 /// Runs an event worker until it has drained; never returns.
@@ -215,6 +217,7 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32
         last_sweep: 0,
         servants: make_servants(shared, service),
         stats: Served::new(shared),
+        request: RequestPacket::default(),
     };
     crate::callstats::observe_client_calls(shared);
 
@@ -541,13 +544,22 @@ impl Worker<'_> {
     /// connection is closing or output is backed up). A bad frame or packet closes
     /// this connection only, after the answers already written.
     fn serve_frames(&mut self, conn: &mut Conn) -> bool {
+        // One packet for every request of this worker: its strings and buffer keep
+        // their allocations from one request to the next.
+        let mut request = std::mem::take(&mut self.request);
+        let keep_reading = self.serve_frames_with(conn, &mut request);
+        self.request = request;
+        keep_reading
+    }
+
+    fn serve_frames_with(&mut self, conn: &mut Conn, request: &mut RequestPacket) -> bool {
         let Wire::Tars(splitter) = &mut conn.wire else {
             return false;
         };
         while !conn.close_after_write {
-            let request = match splitter.next_frame() {
-                Ok(Some(frame)) => match RequestPacket::decode(frame) {
-                    Ok(r) => r,
+            match splitter.next_frame() {
+                Ok(Some(frame)) => match RequestPacketRef::decode(frame) {
+                    Ok(r) => r.copy_into(request),
                     Err(e) => {
                         log::debug(&format!(
                             "closing a Tars connection: bad request packet: {e}"
@@ -571,8 +583,8 @@ impl Worker<'_> {
                 .iter_mut()
                 .find(|(name, _)| name.as_bytes() == request.servant_name.as_bytes());
             let reply = match servant {
-                Some((_, servant)) => servant.dispatch(&request),
-                None => no_such_servant(&request),
+                Some((_, servant)) => servant.dispatch(request),
+                None => no_such_servant(request),
             };
             self.handle.end_request();
             if let Some(st) = &self.stats {

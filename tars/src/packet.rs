@@ -334,6 +334,25 @@ impl<'a> RequestPacketRef<'a> {
         self.packet_type == PACKET_ONEWAY
     }
 
+    /// Copies the packet into `out`, reusing its strings' and buffer's allocations (a
+    /// server decoding request after request into one packet allocates nothing for the
+    /// names and arguments once they have grown to size).
+    pub fn copy_into(self, out: &mut RequestPacket) {
+        out.version = self.version;
+        out.packet_type = self.packet_type;
+        out.message_type = self.message_type;
+        out.request_id = self.request_id;
+        out.servant_name.clear();
+        out.servant_name.push_str(self.servant_name);
+        out.func_name.clear();
+        out.func_name.push_str(self.func_name);
+        out.buffer.0.clear();
+        out.buffer.0.extend_from_slice(self.buffer);
+        out.timeout = self.timeout;
+        out.context = self.context;
+        out.status = self.status;
+    }
+
     /// An owned copy.
     pub fn into_owned(self) -> RequestPacket {
         RequestPacket {

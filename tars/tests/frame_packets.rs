@@ -317,3 +317,31 @@ fn append_frame_writes_the_same_bytes_as_encode_frame_after_what_is_there() {
     want.extend(rsp.encode_frame().unwrap());
     assert_eq!(out, want);
 }
+
+#[test]
+fn copy_into_reuses_a_packet_and_leaves_nothing_of_the_previous_one() {
+    use tarsfork_tars::packet::{RequestPacket, RequestPacketRef};
+    let mut long = RequestPacket {
+        version: 3,
+        request_id: 1,
+        servant_name: "A.LongServantName.Obj".into(),
+        func_name: "aVeryLongFunctionName".into(),
+        ..RequestPacket::default()
+    };
+    long.context.insert("k".into(), "v".into());
+    let short = RequestPacket {
+        version: 1,
+        request_id: 2,
+        servant_name: "B.S.O".into(),
+        func_name: "f".into(),
+        ..RequestPacket::default()
+    };
+    let mut reused = RequestPacket::default();
+    for p in [&long, &short, &long] {
+        let body = p.encode_body();
+        RequestPacketRef::decode(&body)
+            .unwrap()
+            .copy_into(&mut reused);
+        assert_eq!(&reused, p);
+    }
+}

@@ -39,11 +39,11 @@ mod worker;
 
 pub use error::{Error, EXIT_BOOT_ERROR};
 pub use platform::props::{Policy, Property};
+pub use service::{Ctx, Service, TaskCtx};
+pub use settings::Settings;
 /// The TARS protocol crate (codec, packets, framing, proxies, generated framework
 /// interfaces), so services need only depend on `tarsfork`.
 pub use tarsfork_tars as tars;
-pub use service::{Ctx, Service, TaskCtx};
-pub use settings::Settings;
 
 /// Runs the command line (`start` by default) for `service`.
 pub fn run(service: Service) -> std::process::ExitCode {

@@ -263,7 +263,7 @@ fn memory_size_matches_the_layout_in_the_readme() {
     ])
     .unwrap();
     let t = Table::create(&dir.path().join("t"), &schema, 1024).unwrap();
-    let unrounded = 4096 + 4096 + 64 + 16384 + 1024 * 192;
+    let unrounded = 4096 + 4096 + 64 + 32768 + 1024 * 192;
     assert_eq!(t.memory_size(), (unrounded as usize).div_ceil(4096) * 4096);
 }
 

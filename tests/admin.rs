@@ -68,9 +68,16 @@ fn admin_commands_answer() {
 
 #[test]
 fn admin_answers_while_every_worker_is_busy() {
-    let (s, port) = admin_server();
+    // One event worker, so one slow request makes every worker busy (with two, the
+    // kernel may hand both slow connections to the same worker).
+    let port = free_port();
+    let s = Server::new(Opts {
+        workers: 1,
+        extra: vec![format!("local=tcp -h 127.0.0.1 -p {port} -t 10000")],
+        ..Opts::default()
+    });
     let master = s.start();
-    let busy: Vec<_> = (0..2)
+    let busy: Vec<_> = (0..1)
         .map(|_| {
             let p = s.port;
             std::thread::spawn(move || try_http_get(p, "/slow?ms=3000"))
@@ -78,13 +85,10 @@ fn admin_answers_while_every_worker_is_busy() {
         .collect();
     let all_busy = wait_for(Duration::from_secs(3), || {
         let p = s.procs();
-        (p.iter()
-            .filter(|r| r.1 == "worker" && r.3 == "busy")
-            .count()
-            == 2)
-            .then_some(())
+        let workers: Vec<_> = p.iter().filter(|r| r.1 == "worker").collect();
+        (!workers.is_empty() && workers.iter().all(|r| r.3 == "busy")).then_some(())
     });
-    assert!(all_busy.is_some(), "both workers busy");
+    assert!(all_busy.is_some(), "every worker busy");
     let t = Instant::now();
     assert_eq!(admin(port).get_pid().unwrap(), i64::from(master));
     assert!(

@@ -674,9 +674,12 @@ fn down_servant_refuses_connections_and_comes_back_on_its_port() {
         Protocol::Tars,
         Duration::from_secs(2),
     ));
+    // Usually a refused connect; but the down servant's port was only reserved and
+    // released, so under parallel tests another process may hold it: any failure to
+    // get an answer shows the fake's node is not serving.
     match node.keep_alive(&info) {
-        Err(CallError::Connect { .. }) => {}
-        other => panic!("want a connect error, got {other:?}"),
+        Err(_) => {}
+        other => panic!("want no answer from a down node, got {other:?}"),
     }
     // The others are up.
     let mut query = QueryFProxy::new(proxy(

@@ -12,7 +12,6 @@
 //! A node that is down or slow costs a bounded timeout per round inside the task
 //! process and nothing else; the next round tries again.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use tarsfork_tars::framework::tars::{ServerFProxy, ServerInfo};
@@ -41,19 +40,12 @@ pub(crate) struct Heartbeat {
     version_sent: Cell,
 }
 
-fn first_addr(ep: &crate::config::Endpoint) -> Option<SocketAddr> {
-    (ep.host.as_str(), ep.port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut it| it.next())
-}
-
 impl Heartbeat {
     /// The job, if the config names a node (`server<node>`).
     pub(crate) fn new(shared: &Shared) -> Option<Heartbeat> {
         let s = &shared.settings;
         let node = s.node.as_ref()?;
-        let Some(addr) = node.endpoints.first().and_then(first_addr) else {
+        let Some(addr) = crate::locator::first_tcp(&node.endpoints) else {
             log::error(&format!(
                 "node {}: no usable endpoint; no keepAlive will be sent",
                 node.name

@@ -325,3 +325,37 @@ fn only_the_master_holds_the_pid_file_open() {
     );
     assert!(s.cmd(&["stop"]).status.success());
 }
+
+#[test]
+fn the_masters_sockets_are_close_on_exec() {
+    let s = Server::new(Opts::default());
+    let master = s.start();
+    let mut sockets = 0;
+    for fd in std::fs::read_dir(format!("/proc/{master}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let target = std::fs::read_link(fd.path()).unwrap_or_default();
+        if !target.to_string_lossy().starts_with("socket:") {
+            continue;
+        }
+        sockets += 1;
+        let name = fd.file_name().to_string_lossy().into_owned();
+        let info = std::fs::read_to_string(format!("/proc/{master}/fdinfo/{name}")).unwrap();
+        let flags = info
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .map(|v| u32::from_str_radix(v.trim(), 8).unwrap())
+            .unwrap();
+        assert_ne!(
+            flags & libc::O_CLOEXEC as u32,
+            0,
+            "fd {name} ({target:?}) lacks O_CLOEXEC"
+        );
+    }
+    assert!(
+        sockets >= 2,
+        "the listener and the task queue at least: {sockets}"
+    );
+    assert!(s.cmd(&["stop"]).status.success());
+}

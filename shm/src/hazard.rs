@@ -52,9 +52,10 @@ struct Reg {
     gen: u64,
     index: usize,
     table: Weak<Inner>,
-    /// The row this thread last wrote lock-free: (key, slot, incarnation). Only a hint:
-    /// `hazarded_op` re-checks the incarnation, and a key cannot change without it.
-    last: Option<(KeyBuf, usize, u64)>,
+    /// The row this thread last wrote lock-free.
+    last: Option<LastRow>,
+    /// The slot this thread's entry names (published, then fenced), if any.
+    pinned: Option<usize>,
 }
 
 /// This thread's registrations; released when the thread exits.
@@ -124,24 +125,6 @@ impl Inner {
     }
 }
 
-/// This thread's hazard entry in `inner`, registering on first use; None if the
-/// registry is full of live owners (the caller then takes the lock instead).
-#[inline]
-pub(crate) fn entry(inner: &Arc<Inner>) -> Option<usize> {
-    let gen = FORK_GEN.load(Ordering::Relaxed);
-    let found = REGS.with(|regs| {
-        let regs = regs.borrow();
-        regs.0
-            .iter()
-            .find(|r| r.uid == inner.uid && r.gen == gen)
-            .map(|r| r.index)
-    });
-    if found.is_some() {
-        return found;
-    }
-    register_thread(inner)
-}
-
 /// First use of `inner` by this thread (or since a fork): claims an entry.
 #[cold]
 fn register_thread(inner: &Arc<Inner>) -> Option<usize> {
@@ -161,62 +144,179 @@ fn register_thread(inner: &Arc<Inner>) -> Option<usize> {
             index,
             table: Arc::downgrade(inner),
             last: None,
+            pinned: None,
         });
     });
     Some(index)
 }
 
-/// The lock-free fast path of a single-cell operation: for a thread already registered
-/// with `inner`, finds the row (from the per-thread hint if the key is the last one
-/// used, else with one walk) and runs `op` under the hazard. None means "take the slow
-/// path" (not registered yet, row missing, walk raced with reuse, row just deleted).
-#[inline]
+/// How the lock-free path of a single-cell operation ended.
+pub(crate) enum Fast<R> {
+    /// `op` ran on the row's cell.
+    Done(R),
+    /// The row does not exist (one consistent walk found no such key).
+    Missing,
+    /// No hazard entry to be had, or the row kept being deleted and reinserted: the
+    /// caller takes the lock.
+    Locked,
+}
+
+/// Tries before a racing lookup falls back to the lock.
+const FAST_TRIES: usize = 64;
+
+/// The lock-free path of a single-cell operation: with this thread's entry in `inner`,
+/// finds the row (from the per-thread hint if the key is the last one used, else with
+/// one walk) and runs `op` on cell `word` under the hazard. `key` is at most
+/// `MAX_KEY_LEN` bytes (callers check).
+#[inline(always)]
 pub(crate) fn fast_op<R>(
     inner: &Arc<Inner>,
-    key: &KeyBuf,
+    key: &[u8],
     word: usize,
     op: impl Fn(&AtomicU64) -> R,
-) -> Option<R> {
+) -> Fast<R> {
     let gen = FORK_GEN.load(Ordering::Relaxed);
-    REGS.with(|regs| {
+    let done = REGS.with(|regs| {
         let mut regs = regs.borrow_mut();
         let reg = regs
             .0
             .iter_mut()
             .find(|r| r.uid == inner.uid && r.gen == gen)?;
-        let hint = match &reg.last {
-            Some((k, slot, kg)) if k.same(key) => Some((*slot, *kg)),
-            _ => None,
-        };
-        let (slot, kg) = match hint {
-            Some(found) => found,
-            None => match inner.walk(key, hash_key(inner.seed, &key.words, key.len)) {
-                Walk::Found(slot, kg) => (slot, kg),
-                Walk::Missing | Walk::Restart => return None,
-            },
-        };
-        let r = inner.hazarded_op(reg.index, slot, kg, word, op);
-        if r.is_none() {
-            reg.last = None;
-        } else if hint.is_none() {
-            reg.last = Some((*key, slot, kg));
-        }
-        r
-    })
+        Some(reg.run(inner, key, word, &op))
+    });
+    match done {
+        Some(r) => r,
+        // First use by this thread: claim an entry, then go again (it is found now).
+        None if register_thread(inner).is_some() => fast_op(inner, key, word, op),
+        None => Fast::Locked,
+    }
 }
 
-/// Publishes `slot` in entry `i` and returns the word to clear afterwards. The SeqCst
-/// fence orders the publish before the caller's re-check of the slot's incarnation;
-/// it pairs with the fences after a delete (`make_free`) and before a reuse scan
-/// (`published`): of two SeqCst fences one comes first, so either the scan sees the
-/// publish or the re-check sees the delete. (Fences rather than SeqCst accesses, so
-/// that the loom model in tests/loom_protocols.rs checks exactly this code's pattern.)
+impl Reg {
+    #[inline(always)]
+    fn run<R>(
+        &mut self,
+        inner: &Inner,
+        key: &[u8],
+        word: usize,
+        op: &impl Fn(&AtomicU64) -> R,
+    ) -> Fast<R> {
+        for _ in 0..FAST_TRIES {
+            let (slot, kg) = match &self.last {
+                Some(last) if last.is(key) => (last.slot, last.kgen),
+                _ => match self.look_up(inner, key) {
+                    Walk::Found(slot, kg) => (slot, kg),
+                    Walk::Missing => return Fast::Missing,
+                    Walk::Restart => {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                },
+            };
+            if let Some(r) = self.pinned_op(inner, slot, kg, word, op) {
+                return Fast::Done(r);
+            }
+            // Deleted since it was found (and maybe reinserted elsewhere): look again.
+            self.last = None;
+        }
+        Fast::Locked
+    }
+
+    /// One walk for `key`, remembered as the hint when found.
+    #[inline(never)]
+    fn look_up(&mut self, inner: &Inner, key: &[u8]) -> Walk {
+        let k = KeyBuf::pack(key);
+        let found = inner.walk(&k, hash_key(inner.seed, &k.words, k.len));
+        if let Walk::Found(slot, kgen) = found {
+            self.last = Some(LastRow { key: k, slot, kgen });
+        }
+        found
+    }
+
+    /// Runs `op` on cell `word` of `slot` if the slot still holds incarnation `kg`, with
+    /// the slot published in this thread's entry so that no insert can reuse it
+    /// meanwhile. None if the row was deleted since it was found.
+    ///
+    /// The publication stays after the call ("sticky"): while the entry keeps naming
+    /// `slot`, every reuse scan that starts after the first publish's fence sees it, so
+    /// the slot holds incarnation `kg` or, once deleted, stays free. The next operation
+    /// on the same slot then needs only the incarnation check, not another store and
+    /// fence. A thread pins at most one free slot this way, which the spare slots cover
+    /// (layout.rs).
+    #[inline(always)]
+    fn pinned_op<R>(
+        &mut self,
+        inner: &Inner,
+        slot: usize,
+        kg: u64,
+        word: usize,
+        op: &impl Fn(&AtomicU64) -> R,
+    ) -> Option<R> {
+        let cell = inner.cell(slot, word);
+        if self.pinned != Some(slot) {
+            publish(inner, self.index, slot);
+            self.pinned = Some(slot);
+        }
+        // If the row was deleted before the (first) publish, this load sees it; if not,
+        // no insert can reuse the slot while the entry names it.
+        if inner.kgen(slot).load(Ordering::Acquire) != kg {
+            // Let the deleted row's slot go.
+            inner.entry_slot(self.index).store(0, Ordering::Release);
+            self.pinned = None;
+            return None;
+        }
+        Some(op(cell))
+    }
+}
+
+/// The key, slot and incarnation of the row a thread last wrote lock-free. Only a hint:
+/// `pinned_op` re-checks the incarnation, and a key cannot change without it.
+struct LastRow {
+    key: KeyBuf,
+    slot: usize,
+    kgen: u64,
+}
+
+impl LastRow {
+    /// Whether `key` is this row's key, compared a word at a time straight from the
+    /// slice (no packed copy, no `memcmp` call).
+    #[inline(always)]
+    fn is(&self, key: &[u8]) -> bool {
+        if key.len() != self.key.len {
+            return false;
+        }
+        let mut chunks = key.chunks_exact(8);
+        for (w, chunk) in (&mut chunks).enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            if self.key.words[w] != u64::from_le_bytes(b) {
+                return false;
+            }
+        }
+        let tail = chunks.remainder();
+        if tail.is_empty() {
+            return true;
+        }
+        let last = tail
+            .iter()
+            .rev()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        self.key.words[key.len() / 8] == last
+    }
+}
+
+/// Publishes `slot` in entry `i`. The SeqCst fence orders the publish before the
+/// caller's re-check of the slot's incarnation; it pairs with the fences after a delete
+/// (`make_free`) and before a reuse scan (`published`): of two SeqCst fences one comes
+/// first, so either the scan sees the publish or the re-check sees the delete. (Fences
+/// rather than SeqCst accesses, so that the loom model in tests/loom_protocols.rs
+/// checks exactly this code's pattern.)
 #[inline]
-pub(crate) fn publish(inner: &Inner, i: usize, slot: usize) -> &AtomicU64 {
-    let word = inner.entry_slot(i);
-    word.store(slot as u64 + 1, Ordering::Relaxed);
+fn publish(inner: &Inner, i: usize, slot: usize) {
+    inner
+        .entry_slot(i)
+        .store(slot as u64 + 1, Ordering::Relaxed);
     fence(Ordering::SeqCst);
-    word
 }
 
 /// Whether some live writer has published `slot`. Entries of dead owners are freed on

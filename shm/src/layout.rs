@@ -8,8 +8,12 @@
 //! buckets_off      n_buckets × u32 chain heads (slot index + 1; 0 = empty)
 //! image_off        row_words × u64: the intent record's row image (for redoing a `set`)
 //! haz_off          256 × 128-byte hazard entries: owner token, published slot + 1
-//! slots_off        capacity × slot_size: the rows
+//! slots_off        (capacity + 256) × slot_size: the rows
 //! ```
+//!
+//! There are `HAZ_ENTRIES` more slots than rows may be live: each hazard entry keeps at
+//! most one free slot from being reused (see hazard.rs), so an insert below capacity
+//! always finds a free slot nobody pins, without waiting for any other process.
 //!
 //! A slot is two parts, on separate cache lines so that lock-free counters (which write
 //! the cell part) do not evict the read-mostly key part that lookups read. The
@@ -33,7 +37,7 @@ use crate::schema::{Schema, MAX_COLUMNS};
 /// "TFSHMTB1" little-endian: the first word of every table file, written last at creation.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"TFSHMTB1");
 /// Bumped whenever the layout changes incompatibly.
-pub(crate) const LAYOUT_VERSION: u64 = 2;
+pub(crate) const LAYOUT_VERSION: u64 = 3;
 /// Longest key, in bytes.
 pub const MAX_KEY_LEN: usize = 63;
 /// Largest capacity a table may be created with.
@@ -42,6 +46,9 @@ pub const MAX_CAPACITY: usize = 1 << 26;
 pub(crate) const KEY_WORDS: usize = 8;
 
 pub(crate) const HEADER_SIZE: usize = 4096;
+/// x86's adjacent-line prefetcher moves 128-byte pairs of cache lines: what different
+/// cores write must not share one.
+const PAIR: usize = 128;
 
 // Header fields (byte offsets).
 pub(crate) const H_MAGIC: usize = 0;
@@ -79,6 +86,9 @@ pub(crate) const H_HAZ_HWM: usize = 384;
 pub(crate) const H_RECOVERIES: usize = 448;
 /// Hazard entries (threads that write lock-free at the same time).
 pub(crate) const HAZ_ENTRIES: usize = 256;
+/// Slots a table has beyond its capacity: one per hazard entry, which may keep one free
+/// slot from reuse, so that an insert below capacity never waits for another process.
+pub const SPARE_SLOTS: usize = HAZ_ENTRIES;
 /// Two cache lines per entry, so publishing never contends with another thread: x86's
 /// adjacent-line prefetcher works on 128-byte pairs, and two entries sharing a pair
 /// bounce between cores as if they shared a line.
@@ -108,6 +118,8 @@ const _: () = assert!(S_KEY + KEY_WORDS * 8 <= S_CELLS);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Geometry {
     pub(crate) capacity: usize,
+    /// Slots in the file: `capacity` plus one spare per hazard entry.
+    pub(crate) slots: usize,
     pub(crate) n_buckets: usize,
     pub(crate) row_words: usize,
     pub(crate) slot_size: usize,
@@ -141,15 +153,17 @@ impl Geometry {
         let slot_size = S_CELLS + round_up(row_words * 8, 64).ok_or_else(overflow)?;
         let buckets_off = HEADER_SIZE;
         let image_off = round_up(buckets_off + n_buckets * 4, 64).ok_or_else(overflow)?;
-        let haz_off = round_up(image_off + row_words * 8, 64).ok_or_else(overflow)?;
+        let haz_off = round_up(image_off + row_words * 8, PAIR).ok_or_else(overflow)?;
         let slots_off = haz_off + HAZ_ENTRIES * HAZ_ENTRY_SIZE;
-        let total = capacity
+        let slots = capacity + SPARE_SLOTS;
+        let total = slots
             .checked_mul(slot_size)
             .and_then(|s| s.checked_add(slots_off))
             .and_then(|t| round_up(t, 4096))
             .ok_or_else(overflow)?;
         Ok(Geometry {
             capacity,
+            slots,
             n_buckets,
             row_words,
             slot_size,
@@ -240,14 +254,6 @@ impl KeyBuf {
             words,
             len: key.len().min(KEY_WORDS * 8),
         }
-    }
-
-    /// Equal keys, comparing only the words in use, one word at a time (wide vector
-    /// compares of freshly stored words stall on store forwarding).
-    #[inline]
-    pub(crate) fn same(&self, other: &KeyBuf) -> bool {
-        self.len == other.len
-            && (0..self.nwords().min(KEY_WORDS)).all(|w| self.words[w] == other.words[w])
     }
 
     /// Number of words holding key bytes.

@@ -48,7 +48,7 @@ mod verify;
 
 pub use cell::IntCell;
 pub use error::{Result, ShmError};
-pub use layout::{MAX_CAPACITY, MAX_KEY_LEN};
+pub use layout::{MAX_CAPACITY, MAX_KEY_LEN, SPARE_SLOTS};
 pub use schema::{
     Column, ColumnKind, Row, Schema, Value, MAX_COLUMNS, MAX_COLUMN_NAME, MAX_STRING_LEN,
 };

@@ -180,7 +180,7 @@ impl Inner {
         let (Ok(slot), Ok(bucket)) = (usize::try_from(slot), usize::try_from(bucket)) else {
             return Err(ShmError::Corrupt("intent record out of range".into()));
         };
-        if slot >= self.geo.capacity || bucket >= self.geo.n_buckets {
+        if slot >= self.geo.slots || bucket >= self.geo.n_buckets {
             return Err(ShmError::Corrupt(format!(
                 "intent record names slot {slot} / bucket {bucket}"
             )));

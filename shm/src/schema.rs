@@ -221,6 +221,23 @@ impl Schema {
         self.typed_column(name, ColumnKind::Float)
     }
 
+    /// The cell word of column `name` if it exists with kind `want`: the hot path of
+    /// `incr`, which leaves building the error to `typed_column`.
+    #[inline]
+    pub(crate) fn word_of(&self, name: &str, want: ColumnKind) -> Option<usize> {
+        if name.len() > MAX_COLUMN_NAME {
+            return None;
+        }
+        let packed = pack_name(name);
+        // Word by word: a vector compare of the just-built words stalls on store
+        // forwarding.
+        let i = self
+            .packed_names
+            .iter()
+            .position(|have| (0..4).all(|w| have[w] == packed[w]))?;
+        (self.columns[i].kind == want).then(|| self.offsets[i])
+    }
+
     #[inline]
     fn typed_column(&self, name: &str, want: ColumnKind) -> Result<usize> {
         let i = self.index_of(name)?;

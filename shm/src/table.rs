@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::cell::IntCell;
 use crate::error::{Result, ShmError};
+use crate::hazard::Fast;
 use crate::layout::*;
 use crate::lock::{crash_point, Backoff, OP_DELETE, OP_INSERT, OP_SET};
 use crate::mem::Region;
@@ -99,8 +100,10 @@ impl Inner {
     fn link(&self, raw: u32) -> Result<Option<usize>> {
         match raw as usize {
             0 => Ok(None),
-            n if n <= self.geo.capacity => Ok(Some(n - 1)),
-            n => Err(ShmError::Corrupt(format!("chain link {n} beyond capacity"))),
+            n if n <= self.geo.slots => Ok(Some(n - 1)),
+            n => Err(ShmError::Corrupt(format!(
+                "chain link {n} beyond the last slot"
+            ))),
         }
     }
 
@@ -116,7 +119,7 @@ impl Inner {
         while cur != 0 {
             let i = cur - 1;
             steps += 1;
-            if i >= self.geo.capacity || steps > self.geo.capacity {
+            if i >= self.geo.slots || steps > self.geo.slots {
                 return Walk::Restart;
             }
             let meta = self.meta(i);
@@ -186,7 +189,7 @@ impl Inner {
                 return Ok(true);
             }
             steps += 1;
-            if steps > self.geo.capacity {
+            if steps > self.geo.slots {
                 return Err(ShmError::Corrupt(format!(
                     "chain of bucket {bucket} is cyclic"
                 )));
@@ -216,7 +219,7 @@ impl Inner {
                 return Ok(());
             }
             steps += 1;
-            if steps > self.geo.capacity {
+            if steps > self.geo.slots {
                 return Err(ShmError::Corrupt(format!(
                     "chain of bucket {bucket} is cyclic"
                 )));
@@ -230,7 +233,7 @@ impl Inner {
 
     /// Finds a free slot that no lock-free writer has published. Caller holds the lock.
     fn find_free(&self) -> Result<usize> {
-        let cap = self.geo.capacity;
+        let cap = self.geo.slots;
         let deadline = Instant::now() + PINNED_WAIT;
         let mut backoff = Backoff::new();
         loop {
@@ -350,28 +353,6 @@ impl Inner {
         crash_point!(26);
         self.end();
         Ok(())
-    }
-
-    /// Runs `op` on cell `word` of `slot` if the slot still holds incarnation `kg`,
-    /// with the slot published in hazard entry `e` so that no insert can reuse it
-    /// meanwhile. None if the row was deleted since it was found.
-    #[inline]
-    pub(crate) fn hazarded_op<R>(
-        &self,
-        e: usize,
-        slot: usize,
-        kg: u64,
-        word: usize,
-        op: impl Fn(&AtomicU64) -> R,
-    ) -> Option<R> {
-        let published = crate::hazard::publish(self, e, slot);
-        // Re-check after publishing: if the row was deleted before the publish, this
-        // load sees it; if not, no insert can reuse the slot until the publish is
-        // withdrawn (see hazard.rs).
-        let live = self.kgen(slot).load(Ordering::Acquire) == kg;
-        let r = live.then(|| op(self.cell(slot, word)));
-        published.store(0, Ordering::Release);
-        r
     }
 
     /// Waits while a row's seqlock is held by a writer (`seq` is the odd value seen).
@@ -770,41 +751,26 @@ impl Table {
                 max: MAX_KEY_LEN,
             });
         }
-        let k = KeyBuf::pack(key);
+        match crate::hazard::fast_op(&self.inner, key, word, &op) {
+            Fast::Done(r) => return Ok(Some(r)),
+            Fast::Missing if create.is_none() => return Ok(None),
+            Fast::Missing | Fast::Locked => {}
+        }
+        // A missing row (or no hazard entry to be had): under the lock no row can be
+        // deleted or inserted, so the cell can be used directly.
         let inner = &*self.inner;
-        // Fast path: this thread's last row of this table, or one walk.
-        if let Some(r) = crate::hazard::fast_op(&self.inner, &k, word, &op) {
-            return Ok(Some(r));
-        }
+        let k = KeyBuf::pack(key);
         let h = hash_key(inner.seed, &k.words, k.len);
-        let entry = crate::hazard::entry(&self.inner);
-        for _ in 0..MAX_RESTARTS {
-            if let Some(e) = entry {
-                match inner.find(&k, h)? {
-                    Some((slot, kg)) => match inner.hazarded_op(e, slot, kg, word, &op) {
-                        Some(r) => return Ok(Some(r)),
-                        None => continue,
-                    },
-                    None if create.is_none() => return Ok(None),
-                    None => {}
-                }
-            }
-            // A missing row (or no hazard entry to be had): under the lock no row can be
-            // deleted or inserted, so the cell can be used directly.
-            let _guard = inner.lock()?;
-            if let Some((slot, _)) = inner.find_locked(&k, h)? {
-                return Ok(Some(op(inner.cell(slot, word))));
-            }
-            let Some(create) = create else {
-                return Ok(None);
-            };
-            let (image, r) = create();
-            inner.insert_locked(&k, h, &image)?;
-            return Ok(Some(r));
+        let _guard = inner.lock()?;
+        if let Some((slot, _)) = inner.find_locked(&k, h)? {
+            return Ok(Some(op(inner.cell(slot, word))));
         }
-        Err(ShmError::Busy(
-            "a row that keeps being deleted and reinserted",
-        ))
+        let Some(create) = create else {
+            return Ok(None);
+        };
+        let (image, r) = create();
+        inner.insert_locked(&k, h, &image)?;
+        Ok(Some(r))
     }
 
     /// Adds `delta` to an int cell (wrapping) and returns the new value; creates a zeroed
@@ -812,8 +778,10 @@ impl Table {
     pub fn incr(&self, key: &[u8], column: &str, delta: i64) -> Result<i64> {
         self.writable()?;
         let inner = &*self.inner;
-        let c = inner.schema.int_column(column)?;
-        let word = inner.schema.offset(c);
+        let word = match inner.schema.word_of(column, ColumnKind::Int) {
+            Some(word) => word,
+            None => inner.schema.offset(inner.schema.int_column(column)?),
+        };
         let rows = inner.geo.row_words;
         let create = move || {
             let mut image = vec![0u64; rows];
@@ -1059,7 +1027,7 @@ impl Iterator for Iter<'_> {
 
     fn next(&mut self) -> Option<Result<Row>> {
         let inner = &*self.table.inner;
-        while self.slot < inner.geo.capacity {
+        while self.slot < inner.geo.slots {
             let slot = self.slot;
             self.slot += 1;
             let kg = inner.kgen(slot).load(Ordering::Acquire);

@@ -13,7 +13,7 @@ use crate::table::Inner;
 pub struct VerifyReport {
     /// Live rows reachable from the buckets (equals `len()`).
     pub rows: usize,
-    /// Free slots.
+    /// Free slots, spares included (capacity + `SPARE_SLOTS` - rows).
     pub free: usize,
     /// Free slots a lock-free writer still has published (not reusable yet).
     pub pinned_free: usize,
@@ -37,7 +37,7 @@ pub(crate) fn verify(inner: &Inner) -> Result<VerifyReport> {
     if inner.w(I_KIND).load(Ordering::Acquire) != OP_NONE {
         return bad("an operation is half done (intent record set)".into());
     }
-    let mut seen = vec![false; geo.capacity];
+    let mut seen = vec![false; geo.slots];
     let mut keys = HashSet::new();
     let mut report = VerifyReport::default();
     for b in 0..geo.n_buckets {
@@ -45,8 +45,8 @@ pub(crate) fn verify(inner: &Inner) -> Result<VerifyReport> {
         let mut len = 0;
         while cur != 0 {
             let i = cur - 1;
-            if i >= geo.capacity {
-                return bad(format!("bucket {b} links to slot {i} beyond capacity"));
+            if i >= geo.slots {
+                return bad(format!("bucket {b} links to slot {i} beyond the last slot"));
             }
             if seen[i] {
                 return bad(format!("slot {i} reached twice (cycle or shared tail)"));
@@ -95,7 +95,7 @@ pub(crate) fn verify(inner: &Inner) -> Result<VerifyReport> {
                 return bad(format!("slot {i} has an over-long string"));
             }
             cur = next as usize;
-            if len > geo.capacity {
+            if len > geo.slots {
                 return bad(format!("bucket {b} chain does not end"));
             }
         }

@@ -477,3 +477,47 @@ fn opening_a_table_whose_owner_is_gone_says_so() {
     let text = tarsfork_shm::inspect::render_text(&path).unwrap();
     assert!(text.contains("(gone)"), "{text}");
 }
+
+/// A writer that incremented a row keeps its slot published between operations (the
+/// sticky hazard), and may then be idle or stopped for any time. The row's delete and
+/// every insert up to capacity must still succeed: the spare slots cover the pinned
+/// one. (Without spares the last insert waits 100 ms for the pin, then fails Busy.)
+#[test]
+fn a_slot_pinned_by_an_idle_writer_never_blocks_inserts() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Table::create(&dir.path().join("t"), &schema(), 2).unwrap();
+    t.incr(b"victim", "a", 1).unwrap();
+    let shared = Shared::new(1);
+    let mut kids = Children::default();
+    let child = {
+        let t = t.clone();
+        let shared = &shared;
+        kids.spawn(move || {
+            t.incr(b"victim", "a", 1).unwrap();
+            shared.at(0).store(1, Ordering::Release);
+            // Idle (not stopped, so the test stays simple) until killed.
+            loop {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    assert!(wait_until(Duration::from_secs(10), || shared
+        .at(0)
+        .load(Ordering::Acquire)
+        == 1));
+    assert_eq!(t.load_int(b"victim", "a").unwrap(), Some(2));
+    assert!(t.del(b"victim").unwrap());
+    t.set(b"one", &row_values(1)).unwrap();
+    t.set(b"two", &row_values(2)).unwrap();
+    let report = t.verify().unwrap();
+    assert_eq!(report.rows, 2);
+    assert_eq!(
+        report.pinned_free, 1,
+        "the idle child still pins the old slot"
+    );
+    assert!(matches!(
+        t.set(b"three", &row_values(3)),
+        Err(ShmError::Full { capacity: 2 })
+    ));
+    kids.kill(child);
+}

@@ -17,7 +17,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use tarsfork_tars::frame::FrameSplitter;
 use tarsfork_tars::packet::{
-    RequestPacket, RequestPacketRef, ResponsePacket, TupData, TARSSERVERNOSERVANTERR, VERSION_TARS,
+    RequestPacket, ResponsePacket, TupData, TARSSERVERNOSERVANTERR, VERSION_TARS,
 };
 use tarsfork_tars::proxy::{Dispatch, Reply};
 
@@ -558,8 +558,8 @@ impl Worker<'_> {
         };
         while !conn.close_after_write {
             match splitter.next_frame() {
-                Ok(Some(frame)) => match RequestPacketRef::decode(frame) {
-                    Ok(r) => r.copy_into(request),
+                Ok(Some(frame)) => match request.decode_reusing(frame) {
+                    Ok(()) => {}
                     Err(e) => {
                         log::debug(&format!(
                             "closing a Tars connection: bad request packet: {e}"

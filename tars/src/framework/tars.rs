@@ -40,8 +40,8 @@ pub fn admin_f_dispatch<S: AdminFServant + ?Sized>(
             Ok(tars_call.results())
         }),
         "notify" => tars_call.run(|tars_call| {
-            let a1: String = tars_call.arg(1, "command")?;
-            let ret = servant.notify(&tars_call.current(), &a1)?;
+            let a1: &str = tars_call.arg_str(1, "command")?;
+            let ret = servant.notify(&tars_call.current(), a1)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
             Ok(tars_reply)
@@ -265,39 +265,39 @@ pub fn config_f_dispatch<S: ConfigFServant + ?Sized>(
     };
     let outcome = match request.func_name.as_str() {
         "ListConfig" => tars_call.run(|tars_call| {
-            let a1: String = tars_call.arg(1, "app")?;
-            let a2: String = tars_call.arg(2, "server")?;
-            let (ret, o3) = servant.list_config(&tars_call.current(), &a1, &a2)?;
+            let a1: &str = tars_call.arg_str(1, "app")?;
+            let a2: &str = tars_call.arg_str(2, "server")?;
+            let (ret, o3) = servant.list_config(&tars_call.current(), a1, a2)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
             tars_reply.put(3, "vf", &o3);
             Ok(tars_reply)
         }),
         "loadConfig" => tars_call.run(|tars_call| {
-            let a1: String = tars_call.arg(1, "app")?;
-            let a2: String = tars_call.arg(2, "server")?;
-            let a3: String = tars_call.arg(3, "filename")?;
-            let (ret, o4) = servant.load_config(&tars_call.current(), &a1, &a2, &a3)?;
+            let a1: &str = tars_call.arg_str(1, "app")?;
+            let a2: &str = tars_call.arg_str(2, "server")?;
+            let a3: &str = tars_call.arg_str(3, "filename")?;
+            let (ret, o4) = servant.load_config(&tars_call.current(), a1, a2, a3)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
             tars_reply.put(4, "config", &o4);
             Ok(tars_reply)
         }),
         "loadConfigByHost" => tars_call.run(|tars_call| {
-            let a1: String = tars_call.arg(1, "appServerName")?;
-            let a2: String = tars_call.arg(2, "filename")?;
-            let a3: String = tars_call.arg(3, "host")?;
-            let (ret, o4) = servant.load_config_by_host(&tars_call.current(), &a1, &a2, &a3)?;
+            let a1: &str = tars_call.arg_str(1, "appServerName")?;
+            let a2: &str = tars_call.arg_str(2, "filename")?;
+            let a3: &str = tars_call.arg_str(3, "host")?;
+            let (ret, o4) = servant.load_config_by_host(&tars_call.current(), a1, a2, a3)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
             tars_reply.put(4, "config", &o4);
             Ok(tars_reply)
         }),
         "checkConfig" => tars_call.run(|tars_call| {
-            let a1: String = tars_call.arg(1, "appServerName")?;
-            let a2: String = tars_call.arg(2, "filename")?;
-            let a3: String = tars_call.arg(3, "host")?;
-            let (ret, o4) = servant.check_config(&tars_call.current(), &a1, &a2, &a3)?;
+            let a1: &str = tars_call.arg_str(1, "appServerName")?;
+            let a2: &str = tars_call.arg_str(2, "filename")?;
+            let a3: &str = tars_call.arg_str(3, "host")?;
+            let (ret, o4) = servant.check_config(&tars_call.current(), a1, a2, a3)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
             tars_reply.put(4, "result", &o4);
@@ -667,12 +667,12 @@ pub fn log_f_dispatch<S: LogFServant + ?Sized>(
     };
     let outcome = match request.func_name.as_str() {
         "logger" => tars_call.run(|tars_call| {
-            let a1: String = tars_call.arg(1, "app")?;
-            let a2: String = tars_call.arg(2, "server")?;
-            let a3: String = tars_call.arg(3, "file")?;
-            let a4: String = tars_call.arg(4, "format")?;
+            let a1: &str = tars_call.arg_str(1, "app")?;
+            let a2: &str = tars_call.arg_str(2, "server")?;
+            let a3: &str = tars_call.arg_str(3, "file")?;
+            let a4: &str = tars_call.arg_str(4, "format")?;
             let a5: Vec<String> = tars_call.arg(5, "buffer")?;
-            servant.logger(&tars_call.current(), &a1, &a2, &a3, &a4, &a5)?;
+            servant.logger(&tars_call.current(), a1, a2, a3, a4, &a5)?;
             Ok(tars_call.results())
         }),
         "loggerbyInfo" => tars_call.run(|tars_call| {
@@ -1187,15 +1187,15 @@ pub fn query_f_dispatch<S: QueryFServant + ?Sized>(
     };
     let outcome = match request.func_name.as_str() {
         "findObjectById" => tars_call.run(|tars_call| {
-            let a1: String = tars_call.arg(1, "id")?;
-            let ret = servant.find_object_by_id(&tars_call.current(), &a1)?;
+            let a1: &str = tars_call.arg_str(1, "id")?;
+            let ret = servant.find_object_by_id(&tars_call.current(), a1)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
             Ok(tars_reply)
         }),
         "findObjectById4Any" => tars_call.run(|tars_call| {
-            let a1: String = tars_call.arg(1, "id")?;
-            let (ret, o2, o3) = servant.find_object_by_id4_any(&tars_call.current(), &a1)?;
+            let a1: &str = tars_call.arg_str(1, "id")?;
+            let (ret, o2, o3) = servant.find_object_by_id4_any(&tars_call.current(), a1)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
             tars_reply.put(2, "activeEp", &o2);
@@ -1203,8 +1203,8 @@ pub fn query_f_dispatch<S: QueryFServant + ?Sized>(
             Ok(tars_reply)
         }),
         "findObjectById4All" => tars_call.run(|tars_call| {
-            let a1: String = tars_call.arg(1, "id")?;
-            let (ret, o2, o3) = servant.find_object_by_id4_all(&tars_call.current(), &a1)?;
+            let a1: &str = tars_call.arg_str(1, "id")?;
+            let (ret, o2, o3) = servant.find_object_by_id4_all(&tars_call.current(), a1)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
             tars_reply.put(2, "activeEp", &o2);
@@ -1212,8 +1212,8 @@ pub fn query_f_dispatch<S: QueryFServant + ?Sized>(
             Ok(tars_reply)
         }),
         "findObjectByIdInSameGroup" => tars_call.run(|tars_call| {
-            let a1: String = tars_call.arg(1, "id")?;
-            let (ret, o2, o3) = servant.find_object_by_id_in_same_group(&tars_call.current(), &a1)?;
+            let a1: &str = tars_call.arg_str(1, "id")?;
+            let (ret, o2, o3) = servant.find_object_by_id_in_same_group(&tars_call.current(), a1)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
             tars_reply.put(2, "activeEp", &o2);
@@ -1221,10 +1221,10 @@ pub fn query_f_dispatch<S: QueryFServant + ?Sized>(
             Ok(tars_reply)
         }),
         "findObjectByIdInSameStation" => tars_call.run(|tars_call| {
-            let a1: String = tars_call.arg(1, "id")?;
-            let a2: String = tars_call.arg(2, "sStation")?;
+            let a1: &str = tars_call.arg_str(1, "id")?;
+            let a2: &str = tars_call.arg_str(2, "sStation")?;
             let (ret, o3, o4) =
-                servant.find_object_by_id_in_same_station(&tars_call.current(), &a1, &a2)?;
+                servant.find_object_by_id_in_same_station(&tars_call.current(), a1, a2)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
             tars_reply.put(3, "activeEp", &o3);
@@ -1232,10 +1232,10 @@ pub fn query_f_dispatch<S: QueryFServant + ?Sized>(
             Ok(tars_reply)
         }),
         "findObjectByIdInSameSet" => tars_call.run(|tars_call| {
-            let a1: String = tars_call.arg(1, "id")?;
-            let a2: String = tars_call.arg(2, "setId")?;
+            let a1: &str = tars_call.arg_str(1, "id")?;
+            let a2: &str = tars_call.arg_str(2, "setId")?;
             let (ret, o3, o4) =
-                servant.find_object_by_id_in_same_set(&tars_call.current(), &a1, &a2)?;
+                servant.find_object_by_id_in_same_set(&tars_call.current(), a1, a2)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
             tars_reply.put(3, "activeEp", &o3);
@@ -1528,10 +1528,10 @@ pub fn server_f_dispatch<S: ServerFServant + ?Sized>(
             Ok(tars_reply)
         }),
         "reportVersion" => tars_call.run(|tars_call| {
-            let a1: String = tars_call.arg(1, "app")?;
-            let a2: String = tars_call.arg(2, "serverName")?;
-            let a3: String = tars_call.arg(3, "version")?;
-            let ret = servant.report_version(&tars_call.current(), &a1, &a2, &a3)?;
+            let a1: &str = tars_call.arg_str(1, "app")?;
+            let a2: &str = tars_call.arg_str(2, "serverName")?;
+            let a3: &str = tars_call.arg_str(3, "version")?;
+            let ret = servant.report_version(&tars_call.current(), a1, a2, a3)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
             Ok(tars_reply)

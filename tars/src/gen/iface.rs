@@ -219,6 +219,16 @@ impl Gen<'_> {
                         continue;
                     }
                     let tag = Self::tag(file, f, n)?;
+                    if p.ty == Type::String {
+                        // Borrowed from the request: no copy of the string.
+                        self.let_line(
+                            3,
+                            &format!("a{tag}: &str"),
+                            &format!("tars_call.arg_str({tag}, {:?})?", p.name),
+                        );
+                        call_args.push(format!("a{tag}"));
+                        continue;
+                    }
                     let ty = self.rust_type(&p.ty);
                     self.let_line(
                         3,

@@ -9,6 +9,9 @@ use crate::packet::{
     TARSSERVERSUCCESS, VERSION_TARS, VERSION_TUP,
 };
 
+/// Bytes reserved for a v1 call's encoded results.
+const RESULTS_CAPACITY: usize = 128;
+
 /// What a dispatcher answers to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
@@ -195,6 +198,22 @@ impl<'a> ServerCall<'a> {
         }
     }
 
+    /// Reads the `string` in-parameter at `tag` (v1) or named `name` (TUP) without
+    /// copying it; the same checks and errors as `arg::<String>`.
+    pub fn arg_str(&self, tag: u8, name: &str) -> Result<&str, DispatchError> {
+        let bad = |message: String| DispatchError::Decode {
+            name: name.to_owned(),
+            message,
+        };
+        match &self.args {
+            Args::Tars => TarsReader::new(&self.request.buffer)
+                .read_str_ref(tag, true)
+                .map(Option::unwrap_or_default)
+                .map_err(|e: DecodeError| bad(e.to_string())),
+            Args::Tup(d) => d.get_str(name).map_err(|e| bad(e.to_string())),
+        }
+    }
+
     /// Runs `body` (a generated function's argument decoding, servant call and result
     /// encoding) with this call.
     pub fn run<F>(&self, body: F) -> Result<Results, DispatchError>
@@ -207,7 +226,9 @@ impl<'a> ServerCall<'a> {
     /// An empty set of results in the request's encoding.
     pub fn results(&self) -> Results {
         match self.args {
-            Args::Tars => Results::Tars(TarsWriter::new()),
+            // Room for a typical reply (return value and a short out-parameter), so
+            // the first writes do not grow the buffer step by step.
+            Args::Tars => Results::Tars(TarsWriter::with_capacity(RESULTS_CAPACITY)),
             Args::Tup(_) => Results::Tup(TupData::new()),
         }
     }

@@ -74,8 +74,8 @@ pub fn hello_dispatch<S: HelloServant + ?Sized>(
     };
     let outcome = match request.func_name.as_str() {
         "testHello" => tars_call.run(|tars_call| {
-            let a1: String = tars_call.arg(1, "sIn")?;
-            let (ret, o2) = servant.test_hello(&tars_call.current(), &a1)?;
+            let a1: &str = tars_call.arg_str(1, "sIn")?;
+            let (ret, o2) = servant.test_hello(&tars_call.current(), a1)?;
             let mut tars_reply = tars_call.results();
             tars_reply.put(0, "", &ret);
             tars_reply.put(2, "sOut", &o2);

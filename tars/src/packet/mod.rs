@@ -11,6 +11,8 @@
 //! tag 0, with `""` for the return value; a TUP reply is RequestPacket-shaped and
 //! carries its result in `status` ([`STATUS_RESULT_CODE`], [`STATUS_RESULT_DESC`]).
 
+mod fast;
+
 use std::collections::BTreeMap;
 
 use crate::codec::{
@@ -175,6 +177,17 @@ impl RequestPacket {
         })
     }
 
+    /// Decodes a packet body into `self`, reusing its buffers: what a server does with
+    /// one packet per connection or per worker. On error `self` holds unspecified
+    /// (but valid) contents.
+    pub fn decode_reusing(&mut self, body: &[u8]) -> Result<(), PacketError> {
+        if fast::request_into(body, self).is_some() {
+            return Ok(());
+        }
+        RequestPacketRef::decode(body)?.copy_into(self);
+        Ok(())
+    }
+
     /// The packet's fields, without a frame.
     pub fn encode_body(&self) -> Vec<u8> {
         let mut w = TarsWriter::with_capacity(self.size_hint());
@@ -299,6 +312,9 @@ pub struct RequestPacketRef<'a> {
 impl<'a> RequestPacketRef<'a> {
     /// Decodes a packet body (the frame without its length prefix).
     pub fn decode(body: &'a [u8]) -> Result<Self, PacketError> {
+        if let Some(packet) = fast::request(body) {
+            return Ok(packet);
+        }
         Self::decode_fields(&mut TarsReader::new(body)).map_err(|source| PacketError::Decode {
             what: "RequestPacket",
             source,
@@ -342,15 +358,19 @@ impl<'a> RequestPacketRef<'a> {
         out.packet_type = self.packet_type;
         out.message_type = self.message_type;
         out.request_id = self.request_id;
-        out.servant_name.clear();
-        out.servant_name.push_str(self.servant_name);
-        out.func_name.clear();
-        out.func_name.push_str(self.func_name);
+        if out.servant_name != self.servant_name {
+            out.servant_name.clear();
+            out.servant_name.push_str(self.servant_name);
+        }
+        if out.func_name != self.func_name {
+            out.func_name.clear();
+            out.func_name.push_str(self.func_name);
+        }
         out.buffer.0.clear();
         out.buffer.0.extend_from_slice(self.buffer);
         out.timeout = self.timeout;
-        out.context = self.context;
-        out.status = self.status;
+        move_map(self.context, &mut out.context);
+        move_map(self.status, &mut out.status);
     }
 
     /// An owned copy.
@@ -450,6 +470,9 @@ impl ResponsePacket {
 
     /// Appends the packet as a complete frame to `out` (no intermediate buffer).
     pub fn append_frame(&self, out: &mut Vec<u8>) -> Result<(), PacketError> {
+        if fast::response_frame(self, out) {
+            return Ok(());
+        }
         append_frame_with(out, |w| self.encode_fields(w))
     }
 
@@ -516,6 +539,23 @@ impl TupData {
         })
     }
 
+    /// The `string` item under `name`, borrowed; the same errors as
+    /// `get_required::<String>`.
+    pub fn get_str(&self, name: &str) -> Result<&str, PacketError> {
+        let Some(bytes) = self.items.get(name) else {
+            return Err(PacketError::MissingParam {
+                name: name.to_owned(),
+            });
+        };
+        TarsReader::new(bytes)
+            .read_str_ref(0, true)
+            .map(Option::unwrap_or_default)
+            .map_err(|source| PacketError::Param {
+                name: name.to_owned(),
+                source,
+            })
+    }
+
     /// The raw (encoded) items by name.
     pub fn items(&self) -> &BTreeMap<String, Bytes> {
         &self.items
@@ -542,6 +582,20 @@ impl TupData {
                 what: "TUP map",
                 source,
             })
+    }
+}
+
+/// Moves `from` into `to`. Dropping a `BTreeMap`, even an empty one, walks an
+/// iterator; most requests carry empty maps, and this skips both drops for them.
+fn move_map(from: BTreeMap<String, String>, to: &mut BTreeMap<String, String>) {
+    if from.is_empty() {
+        if !to.is_empty() {
+            to.clear();
+        }
+        // Empty: owns no allocation, so forgetting it frees nothing.
+        std::mem::forget(from);
+    } else {
+        *to = from;
     }
 }
 

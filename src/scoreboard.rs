@@ -198,7 +198,11 @@ pub struct ProcHandle {
 impl ProcHandle {
     /// Stamps the heartbeat with now.
     pub fn heartbeat(&self) {
-        self.heartbeat.store(sys::monotonic_ms());
+        self.heartbeat_at(sys::monotonic_ms());
+    }
+    /// Stamps the heartbeat with `now` (the monotonic clock in ms, already read).
+    pub fn heartbeat_at(&self, now: i64) {
+        self.heartbeat.store(now);
     }
     /// Sets the state.
     pub fn set_state(&self, s: ProcState) {

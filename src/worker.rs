@@ -119,6 +119,10 @@ struct Worker<'a> {
     scratch: Vec<u8>,
     /// When the connections were last swept for timeouts.
     last_sweep: i64,
+    /// The monotonic clock (ms), read when `poll` returns and after each request: the
+    /// time of connection events and of the next request's start, without a clock read
+    /// of their own.
+    now: i64,
     /// This worker's servants by full name (`App.Server.Obj`).
     servants: Vec<(String, Box<dyn Dispatch>)>,
     /// Server-side call statistics (when `<client> stat` is configured).
@@ -215,6 +219,7 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32
         date: HttpDate::new(std::time::SystemTime::now()),
         scratch: vec![0u8; READ_CHUNK],
         last_sweep: 0,
+        now: sys::monotonic_ms(),
         servants: make_servants(shared, service),
         stats: Served::new(shared),
         request: RequestPacket::default(),
@@ -249,8 +254,8 @@ impl Worker<'_> {
 
     fn event_loop(&mut self, wake: &signals::Wakeup) -> io::Result<i32> {
         let mut events = Events::with_capacity(512);
+        let mut now = sys::monotonic_ms();
         loop {
-            let now = sys::monotonic_ms();
             let mut timeout = 500i64;
             if let Some(t) = self.timers.next_due_in(now) {
                 timeout = timeout.min(t);
@@ -263,7 +268,8 @@ impl Worker<'_> {
                     return Err(e);
                 }
             }
-            self.handle.heartbeat();
+            self.now = sys::monotonic_ms();
+            self.handle.heartbeat_at(self.now);
             self.date.update(std::time::SystemTime::now());
             for ev in events.iter() {
                 match ev.token() {
@@ -292,7 +298,7 @@ impl Worker<'_> {
                 }
             }
             // The manager may have died (we got TERM from PDEATHSIG): drain like a stop.
-            let now = sys::monotonic_ms();
+            now = sys::monotonic_ms();
             self.timers.run_due(&mut self.ctx, now);
             self.adopt_timers();
             self.dispatch_finished();
@@ -519,7 +525,7 @@ impl Worker<'_> {
                 }
             }
             self.scratch = scratch;
-            conn.last_active = sys::monotonic_ms();
+            conn.last_active = self.now;
             if eof && conn.outbuf.len() == conn.out_pos {
                 // The client closed; anything half-received can never be answered.
                 return false;
@@ -575,7 +581,7 @@ impl Worker<'_> {
                     break;
                 }
             };
-            let started = sys::monotonic_ms();
+            let started = self.now;
             self.handle.begin_request(started);
             // A handful of servants: comparing bytes beats hashing every name.
             let servant = self
@@ -587,8 +593,10 @@ impl Worker<'_> {
                 None => no_such_servant(request),
             };
             self.handle.end_request();
+            // The end of this request is the start of the next one in this turn.
+            self.now = sys::monotonic_ms();
             if let Some(st) = &self.stats {
-                let ms = sys::monotonic_ms() - started;
+                let ms = self.now - started;
                 let ret = reply.ret().unwrap_or(0);
                 let port = self.adapters[conn.adapter].port;
                 st.tars(
@@ -671,13 +679,15 @@ impl Worker<'_> {
 
     /// Answers one HTTP request into `out`; false when the connection must close after it.
     fn answer(&mut self, request: &Request, out: &mut Vec<u8>, peer: &str, adapter: usize) -> bool {
-        let started = sys::monotonic_ms();
+        let started = self.now;
         self.handle.begin_request(started);
         let response: Response = (self.service.on_request)(request, &mut self.ctx);
         self.adopt_timers();
         self.handle.end_request();
+        // The end of this request is the start of the next one in this turn.
+        self.now = sys::monotonic_ms();
         if let Some(st) = &self.stats {
-            let ms = sys::monotonic_ms() - started;
+            let ms = self.now - started;
             st.http(
                 request.path(),
                 peer,

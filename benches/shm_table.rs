@@ -3,7 +3,8 @@
 //! Prints, in one run, `BENCH <name> ops_s=… [ratio_vs_atomic=…]` for:
 //! raw `AtomicI64::fetch_add` by 2 processes on one shared mapping (the limit), `incr`
 //! in 1 process, 2 processes on one key, 2 processes on distinct keys, the `IntCell`
-//! handle by 2 processes, `get` and `set`. Multi-process cases fork real processes that
+//! handle by 2 processes, `get` and `set`, and two probes of the contended case
+//! (`shm_probe_*`, see there). Multi-process cases fork real processes that
 //! run for a fixed time and report their counts through shared memory. `ops_s` sums each
 //! process's ops per second of its own CPU time, so other load on a shared machine does
 //! not distort it; `wall_ops_s` is the plain elapsed-time figure.
@@ -22,6 +23,9 @@ use tarsfork_shm::{Column, Schema, Table, Value};
 const RUN: Duration = Duration::from_millis(1500);
 /// Ops between looks at the stop flag.
 const BATCH: u64 = 256;
+/// Steps of the arithmetic loop in the `shm_probe_add_spin` cases (on the development
+/// VM a little more than one uncontended `incr` or private lookup costs).
+const PROBE_SPIN: usize = 60;
 
 /// A page of MAP_SHARED anonymous memory: the start/stop flags, per-process counts and
 /// the raw counter, visible to forked children.
@@ -262,6 +266,53 @@ fn main() {
             black_box(cell.fetch_add(1));
         })
     });
+
+    // Probes of why `incr` on one contended key trails the raw atomic: the same
+    // contended add (`IntCell`), each followed by work of about `incr`'s own cost,
+    // once as a plain arithmetic loop and once as a lookup in a table only this
+    // process uses (no shared line but the counter's). Compare each 2-process rate
+    // with its 1-process rate and with `shm_incr_2p_same`.
+    let spin = |x: &mut u64| {
+        for _ in 0..PROBE_SPIN {
+            *x = black_box(x.wrapping_mul(3).wrapping_add(1));
+        }
+    };
+    for procs in [1, 2] {
+        case(
+            &ctl,
+            &format!("shm_probe_add_spin_{procs}p"),
+            procs,
+            atomic,
+            |_, stop| {
+                let cell = t.int_cell(b"key9", "n").unwrap();
+                let mut x = 1u64;
+                until_stopped(stop, || {
+                    black_box(cell.fetch_add(1));
+                    spin(&mut x);
+                })
+            },
+        );
+        case(
+            &ctl,
+            &format!("shm_probe_add_lookup_{procs}p"),
+            procs,
+            atomic,
+            |p, stop| {
+                let cell = t.int_cell(b"key9", "n").unwrap();
+                let own =
+                    Table::create(&dir.path().join(format!("probe{procs}_{p}")), &schema, 1024)
+                        .unwrap();
+                for k in &keys {
+                    own.set(k, &[]).unwrap();
+                }
+                let key = &keys[500 + p];
+                until_stopped(stop, || {
+                    black_box(cell.fetch_add(1));
+                    black_box(own.exists(key).unwrap());
+                })
+            },
+        );
+    }
 
     case(&ctl, "shm_get_1p", 1, None, |_, stop| {
         let mut i = 0;

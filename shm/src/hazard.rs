@@ -161,9 +161,6 @@ pub(crate) enum Fast<R> {
     Locked,
 }
 
-/// Tries before a racing lookup falls back to the lock.
-const FAST_TRIES: usize = 64;
-
 /// The lock-free path of a single-cell operation: with this thread's entry in `inner`,
 /// finds the row (from the per-thread hint if the key is the last one used, else with
 /// one walk) and runs `op` on cell `word` under the hazard. `key` is at most
@@ -201,7 +198,7 @@ impl Reg {
         word: usize,
         op: &impl Fn(&AtomicU64) -> R,
     ) -> Fast<R> {
-        for _ in 0..FAST_TRIES {
+        for _ in 0..crate::table::MAX_RESTARTS {
             let (slot, kg) = match &self.last {
                 Some(last) if last.is(key) => (last.slot, last.kgen),
                 _ => match self.look_up(inner, key) {

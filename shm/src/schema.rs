@@ -190,14 +190,21 @@ impl Schema {
     /// The index of the column called `name`.
     #[inline]
     pub fn index_of(&self, name: &str) -> Result<usize> {
-        let found = (name.len() <= MAX_COLUMN_NAME)
-            .then(|| pack_name(name))
-            .and_then(|want| {
-                self.packed_names
-                    .iter()
-                    .position(|have| (0..4).all(|w| have[w] == want[w]))
-            });
-        found.ok_or_else(|| ShmError::NoSuchColumn(name.to_owned()))
+        self.position(name)
+            .ok_or_else(|| ShmError::NoSuchColumn(name.to_owned()))
+    }
+
+    /// The index of the column called `name`, if any. Compared word by word: a vector
+    /// compare of the just-packed words stalls on store forwarding.
+    #[inline]
+    fn position(&self, name: &str) -> Option<usize> {
+        if name.len() > MAX_COLUMN_NAME {
+            return None;
+        }
+        let want = pack_name(name);
+        self.packed_names
+            .iter()
+            .position(|have| (0..4).all(|w| have[w] == want[w]))
     }
 
     /// Word offset of column `i` inside the cell area.
@@ -225,16 +232,7 @@ impl Schema {
     /// `incr`, which leaves building the error to `typed_column`.
     #[inline]
     pub(crate) fn word_of(&self, name: &str, want: ColumnKind) -> Option<usize> {
-        if name.len() > MAX_COLUMN_NAME {
-            return None;
-        }
-        let packed = pack_name(name);
-        // Word by word: a vector compare of the just-built words stalls on store
-        // forwarding.
-        let i = self
-            .packed_names
-            .iter()
-            .position(|have| (0..4).all(|w| have[w] == packed[w]))?;
+        let i = self.position(name)?;
         (self.columns[i].kind == want).then(|| self.offsets[i])
     }
 

@@ -21,11 +21,9 @@ use crate::schema::{Column, ColumnKind, Row, Schema, Value};
 
 /// Lock-free lookups that keep racing with slot reuse give up after this many restarts
 /// and look the key up under the lock, where nothing moves.
-const MAX_RESTARTS: usize = 64;
+pub(crate) const MAX_RESTARTS: usize = 64;
 /// How long a read-only reader waits for a half-written row before giving up.
 const READONLY_WAIT: Duration = Duration::from_secs(1);
-/// How long an insert waits for pinned free slots to drain.
-const PINNED_WAIT: Duration = Duration::from_millis(100);
 
 /// The shared state behind a [`Table`] (and its cell handles).
 pub(crate) struct Inner {
@@ -231,38 +229,29 @@ impl Inner {
         )))
     }
 
-    /// Finds a free slot that no lock-free writer has published. Caller holds the lock.
+    /// Finds a free slot that no lock-free writer has published. Caller holds the lock
+    /// and has checked that fewer than `capacity` rows are live, so at least
+    /// `SPARE_SLOTS + 1` slots are free, and each of the at most `HAZ_ENTRIES` (=
+    /// `SPARE_SLOTS`) entries pins at most one of them: one scan always finds one.
     fn find_free(&self) -> Result<usize> {
         let cap = self.geo.slots;
-        let deadline = Instant::now() + PINNED_WAIT;
-        let mut backoff = Backoff::new();
-        loop {
-            let start = (self.w(H_CURSOR).load(Ordering::Relaxed) as usize) % cap;
-            let mut pinned = false;
-            for n in 0..cap {
-                let i = (start + n) % cap;
-                if self.kgen(i).load(Ordering::Acquire) % 4 != 0 {
-                    continue;
-                }
-                // A writer that looked the old row up may still add to its cells:
-                // reusing the slot now could corrupt the new row.
-                if crate::hazard::published(self, i) {
-                    pinned = true;
-                    continue;
-                }
-                self.w(H_CURSOR).store((i + 1) as u64, Ordering::Relaxed);
-                return Ok(i);
+        let start = (self.w(H_CURSOR).load(Ordering::Relaxed) as usize) % cap;
+        for n in 0..cap {
+            let i = (start + n) % cap;
+            if self.kgen(i).load(Ordering::Acquire) % 4 != 0 {
+                continue;
             }
-            if !pinned {
-                return Err(ShmError::Corrupt(
-                    "row count below capacity but no free slot".into(),
-                ));
+            // A writer that looked the old row up may still add to its cells: reusing
+            // the slot now could corrupt the new row.
+            if crate::hazard::published(self, i) {
+                continue;
             }
-            if Instant::now() >= deadline {
-                return Err(ShmError::Busy("a free slot no writer has published"));
-            }
-            backoff.snooze();
+            self.w(H_CURSOR).store((i + 1) as u64, Ordering::Relaxed);
+            return Ok(i);
         }
+        Err(ShmError::Corrupt(
+            "row count below capacity but no free slot that no writer pins".into(),
+        ))
     }
 
     /// Inserts a new row (the key is known missing). Caller holds the lock.

@@ -481,7 +481,7 @@ fn opening_a_table_whose_owner_is_gone_says_so() {
 /// A writer that incremented a row keeps its slot published between operations (the
 /// sticky hazard), and may then be idle or stopped for any time. The row's delete and
 /// every insert up to capacity must still succeed: the spare slots cover the pinned
-/// one. (Without spares the last insert waits 100 ms for the pin, then fails Busy.)
+/// one. (Without spares the last insert finds only the pinned slot free and fails.)
 #[test]
 fn a_slot_pinned_by_an_idle_writer_never_blocks_inserts() {
     let dir = tempfile::tempdir().unwrap();

@@ -520,36 +520,35 @@ impl TupData {
 
     /// Decodes the item under `name`, if present.
     pub fn get<T: TarsDecode>(&self, name: &str) -> Result<Option<T>, PacketError> {
-        let Some(bytes) = self.items.get(name) else {
-            return Ok(None);
-        };
-        TarsReader::new(bytes)
-            .read_required(0)
-            .map(Some)
-            .map_err(|source| PacketError::Param {
-                name: name.to_owned(),
-                source,
-            })
+        self.read_with(name, |r| r.read_required(0))
     }
 
     /// Decodes the item under `name`, failing if it is absent.
     pub fn get_required<T: TarsDecode>(&self, name: &str) -> Result<T, PacketError> {
-        self.get(name)?.ok_or_else(|| PacketError::MissingParam {
-            name: name.to_owned(),
-        })
+        self.get(name)?.ok_or_else(|| missing_param(name))
     }
 
     /// The `string` item under `name`, borrowed; the same errors as
     /// `get_required::<String>`.
     pub fn get_str(&self, name: &str) -> Result<&str, PacketError> {
+        self.read_with(name, |r| {
+            r.read_str_ref(0, true).map(Option::unwrap_or_default)
+        })?
+        .ok_or_else(|| missing_param(name))
+    }
+
+    /// Runs `read` on the item under `name` (None if absent), naming the parameter in
+    /// its error.
+    pub(crate) fn read_with<'s, T>(
+        &'s self,
+        name: &str,
+        read: impl FnOnce(&mut TarsReader<'s>) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, PacketError> {
         let Some(bytes) = self.items.get(name) else {
-            return Err(PacketError::MissingParam {
-                name: name.to_owned(),
-            });
+            return Ok(None);
         };
-        TarsReader::new(bytes)
-            .read_str_ref(0, true)
-            .map(Option::unwrap_or_default)
+        read(&mut TarsReader::new(bytes))
+            .map(Some)
             .map_err(|source| PacketError::Param {
                 name: name.to_owned(),
                 source,
@@ -582,6 +581,13 @@ impl TupData {
                 what: "TUP map",
                 source,
             })
+    }
+}
+
+/// The error for a TUP parameter that is absent.
+pub(crate) fn missing_param(name: &str) -> PacketError {
+    PacketError::MissingParam {
+        name: name.to_owned(),
     }
 }
 

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use crate::codec::{DecodeError, TarsDecode, TarsEncode, TarsReader, TarsWriter};
 use crate::packet::{
-    PacketError, RequestPacket, ResponsePacket, TupData, TARSSERVERDECODEERR, TARSSERVERNOFUNCERR,
-    TARSSERVERSUCCESS, VERSION_TARS, VERSION_TUP,
+    missing_param, PacketError, RequestPacket, ResponsePacket, TupData, TARSSERVERDECODEERR,
+    TARSSERVERNOFUNCERR, TARSSERVERSUCCESS, VERSION_TARS, VERSION_TUP,
 };
 
 /// Bytes reserved for a v1 call's encoded results.
@@ -186,31 +186,36 @@ impl<'a> ServerCall<'a> {
 
     /// Decodes the in-parameter at `tag` (v1) or named `name` (TUP).
     pub fn arg<T: TarsDecode>(&self, tag: u8, name: &str) -> Result<T, DispatchError> {
-        let bad = |message: String| DispatchError::Decode {
-            name: name.to_owned(),
-            message,
-        };
-        match &self.args {
-            Args::Tars => TarsReader::new(&self.request.buffer)
-                .read_required(tag)
-                .map_err(|e: DecodeError| bad(e.to_string())),
-            Args::Tup(d) => d.get_required(name).map_err(|e| bad(e.to_string())),
-        }
+        self.arg_with(tag, name, |r, tag| r.read_required(tag))
     }
 
     /// Reads the `string` in-parameter at `tag` (v1) or named `name` (TUP) without
     /// copying it; the same checks and errors as `arg::<String>`.
     pub fn arg_str(&self, tag: u8, name: &str) -> Result<&str, DispatchError> {
+        self.arg_with(tag, name, |r, tag| {
+            r.read_str_ref(tag, true).map(Option::unwrap_or_default)
+        })
+    }
+
+    /// Runs `read` on the reader positioned for the in-parameter: the v1 buffer with
+    /// its tag, or the TUP item with tag 0.
+    fn arg_with<'s, T>(
+        &'s self,
+        tag: u8,
+        name: &str,
+        read: impl FnOnce(&mut TarsReader<'s>, u8) -> Result<T, DecodeError>,
+    ) -> Result<T, DispatchError> {
         let bad = |message: String| DispatchError::Decode {
             name: name.to_owned(),
             message,
         };
         match &self.args {
-            Args::Tars => TarsReader::new(&self.request.buffer)
-                .read_str_ref(tag, true)
-                .map(Option::unwrap_or_default)
-                .map_err(|e: DecodeError| bad(e.to_string())),
-            Args::Tup(d) => d.get_str(name).map_err(|e| bad(e.to_string())),
+            Args::Tars => read(&mut TarsReader::new(&self.request.buffer), tag)
+                .map_err(|e| bad(e.to_string())),
+            Args::Tup(d) => d
+                .read_with(name, |r| read(r, 0))
+                .and_then(|v| v.ok_or_else(|| missing_param(name)))
+                .map_err(|e| bad(e.to_string())),
         }
     }
 

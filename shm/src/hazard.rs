@@ -17,6 +17,10 @@
 //! reclaimed; a thread releases its entry when it exits; after `fork()` a child never
 //! uses its parent's entries (a fork generation, bumped by a `pthread_atfork` child
 //! handler, invalidates the copied thread-local cache).
+//!
+//! hot.rs keeps a per-thread shortcut over this path for a key `incr`ed again and
+//! again; it is valid only while the entry names its slot, so every change of the
+//! entry's slot goes through `Reg::set_pinned`, which disarms it first.
 
 use std::cell::RefCell;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
@@ -28,7 +32,7 @@ use crate::procinfo::{my_token, token_alive};
 use crate::table::{Inner, Walk};
 
 /// Bumped in every child right after fork.
-static FORK_GEN: AtomicU64 = AtomicU64::new(0);
+pub(crate) static FORK_GEN: AtomicU64 = AtomicU64::new(0);
 static ATFORK: Once = Once::new();
 /// Identifies an `Inner` within this process (addresses can be reused).
 pub(crate) static NEXT_UID: AtomicU64 = AtomicU64::new(1);
@@ -63,6 +67,8 @@ struct Regs(Vec<Reg>);
 
 impl Drop for Regs {
     fn drop(&mut self) {
+        // The entries go: so does the hot row that relies on one of them.
+        crate::hot::forget_all();
         let gen = FORK_GEN.load(Ordering::Relaxed);
         for reg in &self.0 {
             if reg.gen == gen {
@@ -76,6 +82,29 @@ impl Drop for Regs {
 
 thread_local! {
     static REGS: RefCell<Regs> = const { RefCell::new(Regs(Vec::new())) };
+}
+
+/// For tests: whether this thread's hot row is in `inner`'s table, and if so, whether
+/// its invariant holds (this thread's entry there names the hot slot): `None` when not
+/// armed for `inner`, `Some(holds)` when armed.
+#[cfg(test)]
+pub(crate) fn hot_row_state(inner: &Inner) -> Option<bool> {
+    let gen = FORK_GEN.load(Ordering::Relaxed);
+    let (uid, hot_gen, slot) = crate::hot::armed()?;
+    if uid != inner.uid || hot_gen != gen {
+        return None;
+    }
+    let holds = REGS.with(|regs| {
+        regs.borrow()
+            .0
+            .iter()
+            .find(|r| r.uid == inner.uid && r.gen == gen)
+            .is_some_and(|r| {
+                r.pinned == Some(slot)
+                    && inner.entry_slot(r.index).load(Ordering::Acquire) == slot as u64 + 1
+            })
+    });
+    Some(holds)
 }
 
 impl Inner {
@@ -164,12 +193,14 @@ pub(crate) enum Fast<R> {
 /// The lock-free path of a single-cell operation: with this thread's entry in `inner`,
 /// finds the row (from the per-thread hint if the key is the last one used, else with
 /// one walk) and runs `op` on cell `word` under the hazard. `key` is at most
-/// `MAX_KEY_LEN` bytes (callers check).
+/// `MAX_KEY_LEN` bytes (callers check). With `hot: Some(column)` (an int `incr`), the
+/// row it ran on becomes this thread's hot row (see hot.rs).
 #[inline(always)]
 pub(crate) fn fast_op<R>(
     inner: &Arc<Inner>,
     key: &[u8],
     word: usize,
+    hot: Option<&str>,
     op: impl Fn(&AtomicU64) -> R,
 ) -> Fast<R> {
     let gen = FORK_GEN.load(Ordering::Relaxed);
@@ -179,12 +210,12 @@ pub(crate) fn fast_op<R>(
             .0
             .iter_mut()
             .find(|r| r.uid == inner.uid && r.gen == gen)?;
-        Some(reg.run(inner, key, word, &op))
+        Some(reg.run(inner, key, word, hot, &op))
     });
     match done {
         Some(r) => r,
         // First use by this thread: claim an entry, then go again (it is found now).
-        None if register_thread(inner).is_some() => fast_op(inner, key, word, op),
+        None if register_thread(inner).is_some() => fast_op(inner, key, word, hot, op),
         None => Fast::Locked,
     }
 }
@@ -196,13 +227,16 @@ impl Reg {
         inner: &Inner,
         key: &[u8],
         word: usize,
+        hot: Option<&str>,
         op: &impl Fn(&AtomicU64) -> R,
     ) -> Fast<R> {
         for _ in 0..crate::table::MAX_RESTARTS {
-            let (slot, kg) = match &self.last {
-                Some(last) if last.is(key) => (last.slot, last.kgen),
+            // (slot, incarnation, whether the hint gave them: the key was this thread's
+            // last one too).
+            let (slot, kg, again) = match &self.last {
+                Some(last) if last.is(key) => (last.slot, last.kgen, true),
                 _ => match self.look_up(inner, key) {
-                    Walk::Found(slot, kg) => (slot, kg),
+                    Walk::Found(slot, kg) => (slot, kg, false),
                     Walk::Missing => return Fast::Missing,
                     Walk::Restart => {
                         std::hint::spin_loop();
@@ -211,6 +245,11 @@ impl Reg {
                 },
             };
             if let Some(r) = self.pinned_op(inner, slot, kg, word, op) {
+                // Armed only for a key used twice in a row: a thread that goes from key
+                // to key pays nothing for a shortcut it would never take.
+                if let (Some(column), true) = (hot, again) {
+                    crate::hot::remember(inner, key, column, slot, kg, word);
+                }
                 return Fast::Done(r);
             }
             // Deleted since it was found (and maybe reinserted elsewhere): look again.
@@ -251,18 +290,26 @@ impl Reg {
     ) -> Option<R> {
         let cell = inner.cell(slot, word);
         if self.pinned != Some(slot) {
+            self.set_pinned(inner, Some(slot));
             publish(inner, self.index, slot);
-            self.pinned = Some(slot);
         }
         // If the row was deleted before the (first) publish, this load sees it; if not,
         // no insert can reuse the slot while the entry names it.
         if inner.kgen(slot).load(Ordering::Acquire) != kg {
             // Let the deleted row's slot go.
+            self.set_pinned(inner, None);
             inner.entry_slot(self.index).store(0, Ordering::Release);
-            self.pinned = None;
             return None;
         }
         Some(op(cell))
+    }
+
+    /// Records which slot the entry is about to name. The hot row relies on the entry
+    /// naming its slot, so it is forgotten before the entry changes.
+    #[inline]
+    fn set_pinned(&mut self, inner: &Inner, slot: Option<usize>) {
+        crate::hot::forget_table(inner.uid);
+        self.pinned = slot;
     }
 }
 
@@ -275,30 +322,10 @@ struct LastRow {
 }
 
 impl LastRow {
-    /// Whether `key` is this row's key, compared a word at a time straight from the
-    /// slice (no packed copy, no `memcmp` call).
+    /// Whether `key` is this row's key.
     #[inline(always)]
     fn is(&self, key: &[u8]) -> bool {
-        if key.len() != self.key.len {
-            return false;
-        }
-        let mut chunks = key.chunks_exact(8);
-        for (w, chunk) in (&mut chunks).enumerate() {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(chunk);
-            if self.key.words[w] != u64::from_le_bytes(b) {
-                return false;
-            }
-        }
-        let tail = chunks.remainder();
-        if tail.is_empty() {
-            return true;
-        }
-        let last = tail
-            .iter()
-            .rev()
-            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-        self.key.words[key.len() / 8] == last
+        key.len() == self.key.len && crate::hot::words_match(key, |w| self.key.words[w])
     }
 }
 

@@ -37,6 +37,9 @@ mod cell;
 mod crash_tests;
 mod error;
 mod hazard;
+mod hot;
+#[cfg(test)]
+mod hot_tests;
 pub mod inspect;
 mod layout;
 mod lock;

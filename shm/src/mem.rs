@@ -53,7 +53,7 @@ impl Region {
     /// Offsets come from the geometry validated when the table was opened, so an
     /// out-of-range offset is a bug in this crate, never a property of the file: the
     /// assert turns such a bug into a panic instead of a wild access.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
         assert!(
             off % 8 == 0 && off.checked_add(8).is_some_and(|end| end <= self.len),

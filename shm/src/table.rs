@@ -731,6 +731,7 @@ impl Table {
         &self,
         key: &[u8],
         word: usize,
+        hot: Option<&str>,
         op: impl Fn(&AtomicU64) -> R,
         create: Option<&dyn Fn() -> (Vec<u64>, R)>,
     ) -> Result<Option<R>> {
@@ -740,7 +741,7 @@ impl Table {
                 max: MAX_KEY_LEN,
             });
         }
-        match crate::hazard::fast_op(&self.inner, key, word, &op) {
+        match crate::hazard::fast_op(&self.inner, key, word, hot, &op) {
             Fast::Done(r) => return Ok(Some(r)),
             Fast::Missing if create.is_none() => return Ok(None),
             Fast::Missing | Fast::Locked => {}
@@ -764,7 +765,20 @@ impl Table {
 
     /// Adds `delta` to an int cell (wrapping) and returns the new value; creates a zeroed
     /// row first if `key` is missing. Lock-free when the row exists.
+    #[inline]
     pub fn incr(&self, key: &[u8], column: &str, delta: i64) -> Result<i64> {
+        // Repeated `incr`s of one row (a counter) take the thread's hot-row shortcut,
+        // kept inline and small; it is only ever armed by `incr_full` on a writable table.
+        match crate::hot::hot_incr(&self.inner, key, column, delta) {
+            Some(v) => Ok(v),
+            None => self.incr_full(key, column, delta),
+        }
+    }
+
+    /// `incr` without the shortcut: resolves the column, then the lock-free path (which
+    /// arms the shortcut), else the lock.
+    #[inline(never)]
+    fn incr_full(&self, key: &[u8], column: &str, delta: i64) -> Result<i64> {
         self.writable()?;
         let inner = &*self.inner;
         let word = match inner.schema.word_of(column, ColumnKind::Int) {
@@ -780,6 +794,7 @@ impl Table {
         let r = self.cell_op(
             key,
             word,
+            Some(column),
             |cell| (cell.fetch_add(delta as u64, Ordering::AcqRel) as i64).wrapping_add(delta),
             Some(&create),
         )?;
@@ -819,7 +834,7 @@ impl Table {
                 }
             }
         };
-        let r = self.cell_op(key, word, add, Some(&create))?;
+        let r = self.cell_op(key, word, None, add, Some(&create))?;
         r.ok_or(ShmError::KeyNotFound)
     }
 
@@ -837,6 +852,7 @@ impl Table {
         self.cell_op(
             key,
             word,
+            None,
             |cell| cell.store(value as u64, Ordering::Release),
             None,
         )?

@@ -26,6 +26,10 @@ use std::time::{Duration, Instant};
 
 use tarsfork_shm::{Column, Schema, Table, Value};
 
+#[path = "../shm/tests/common/mod.rs"]
+mod common;
+use common::{Children, Exit};
+
 /// How long each case without a ratio runs.
 const RUN: Duration = Duration::from_millis(1500);
 /// How long each half of a (raw atomic, case) pair runs.
@@ -121,59 +125,31 @@ fn run_procs(
 ) -> Rate {
     ctl.start().store(0, Ordering::SeqCst);
     ctl.stop().store(0, Ordering::SeqCst);
-    let mut pids = Vec::new();
+    // Children (shared with the shm tests) forks, turns a child's panic into exit code
+    // 101 instead of unwinding into this process's frames, bounds the wait and kills
+    // any child still running when it drops.
+    let mut kids = Children::default();
     for p in 0..procs {
         ctl.count(p).store(0, Ordering::SeqCst);
-        // SAFETY: the bench is single-threaded, so the child may run arbitrary code; it
-        // leaves with _exit so no destructors or atexit handlers of the parent run twice.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
+        let body = &body;
+        kids.spawn(move || {
             while ctl.start().load(Ordering::Acquire) == 0 {
                 std::hint::spin_loop();
             }
             let c0 = cpu_now_ns();
-            // A panic must not unwind into the parent's frames (it would drop their
-            // state, e.g. remove the bench directory): the child reports it by exit code.
-            let run =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(p, ctl.stop())));
-            let code = match run {
-                Ok(n) => {
-                    ctl.cpu_ns(p).store(cpu_now_ns() - c0, Ordering::Release);
-                    ctl.count(p).store(n, Ordering::Release);
-                    0
-                }
-                Err(_) => 101,
-            };
-            // SAFETY: _exit ends the child at once; nothing is left half-written.
-            unsafe { libc::_exit(code) };
-        }
-        pids.push(pid);
+            let n = body(p, ctl.stop());
+            ctl.cpu_ns(p).store(cpu_now_ns() - c0, Ordering::Release);
+            ctl.count(p).store(n, Ordering::Release);
+            0
+        });
     }
     std::thread::sleep(Duration::from_millis(50));
     let t0 = Instant::now();
     ctl.start().store(1, Ordering::Release);
     std::thread::sleep(run);
     ctl.stop().store(1, Ordering::Release);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for pid in pids {
-        loop {
-            let mut status = 0;
-            // SAFETY: waitpid on our own child with a valid status pointer.
-            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            if r == pid {
-                assert!(
-                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                    "a bench process failed (status {status})"
-                );
-                break;
-            }
-            if Instant::now() > deadline {
-                // SAFETY: kill our own child by pid.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+    for exit in kids.wait_all(Duration::from_secs(20)) {
+        assert_eq!(exit, Exit::Code(0), "a bench process failed");
     }
     let elapsed = t0.elapsed().as_secs_f64();
     let total: u64 = (0..procs)

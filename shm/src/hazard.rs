@@ -26,6 +26,8 @@ use std::cell::RefCell;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, Once, Weak};
 
+#[cfg(test)]
+use crate::layout::S_KGEN;
 use crate::layout::{hash_key, KeyBuf};
 use crate::layout::{HAZ_ENTRIES, HAZ_ENTRY_SIZE, H_HAZ_HWM};
 use crate::procinfo::{my_token, token_alive};
@@ -90,7 +92,7 @@ thread_local! {
 #[cfg(test)]
 pub(crate) fn hot_row_state(inner: &Inner) -> Option<bool> {
     let gen = FORK_GEN.load(Ordering::Relaxed);
-    let (uid, hot_gen, slot) = crate::hot::armed()?;
+    let (uid, hot_gen, kgen_off) = crate::hot::armed()?;
     if uid != inner.uid || hot_gen != gen {
         return None;
     }
@@ -100,8 +102,10 @@ pub(crate) fn hot_row_state(inner: &Inner) -> Option<bool> {
             .iter()
             .find(|r| r.uid == inner.uid && r.gen == gen)
             .is_some_and(|r| {
-                r.pinned == Some(slot)
-                    && inner.entry_slot(r.index).load(Ordering::Acquire) == slot as u64 + 1
+                r.pinned.is_some_and(|slot| {
+                    inner.geo.slot(slot) + S_KGEN == kgen_off
+                        && inner.entry_slot(r.index).load(Ordering::Acquire) == slot as u64 + 1
+                })
             })
     });
     Some(holds)

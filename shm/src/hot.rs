@@ -34,21 +34,15 @@ const NAME_WORDS: usize = MAX_COLUMN_NAME.div_ceil(8);
 /// and fork generation), key and column it was, and where the row and cell are.
 ///
 /// Invariant: while `uid` is non-zero, this thread's hazard entry in that table names
-/// `slot` (`Reg::pinned == Some(slot)`), so the slot cannot be reused: if its
+/// the slot whose incarnation word is at `kgen_off` (`Reg::pinned`), so the slot cannot
+/// be reused: if its
 /// incarnation still reads `kgen`, the cell belongs to the same row, and an add there
 /// is exactly what the full path would do. Every change of `Reg::pinned` forgets the
 /// hot row first (`Reg::set_pinned` calls [`forget_table`]), and the registrations'
 /// destructor calls [`forget_all`].
-///
-/// This lets a repeated `incr` of one row skip the registry search, the column name
-/// lookup and the hint, so that its work around the contended atomic add is a few
-/// compares of words this thread alone writes: with two processes adding to one
-/// counter, every nanosecond spent between adds is time in which the other core takes
-/// the line (see shm/README.md).
 struct Hot {
     uid: Cell<u64>,
     gen: Cell<u64>,
-    slot: Cell<usize>,
     kgen: Cell<u64>,
     /// Byte offsets of the slot's incarnation word and of the cell.
     kgen_off: Cell<usize>,
@@ -64,7 +58,6 @@ impl Hot {
         Hot {
             uid: Cell::new(0),
             gen: Cell::new(0),
-            slot: Cell::new(0),
             kgen: Cell::new(0),
             kgen_off: Cell::new(0),
             cell_off: Cell::new(0),
@@ -103,7 +96,6 @@ pub(crate) fn remember(
         store_packed(&h.name, column.as_bytes());
         h.key_len.set(key.len());
         h.name_len.set(column.len());
-        h.slot.set(slot);
         h.kgen.set(kgen);
         h.kgen_off.set(inner.geo.slot(slot) + S_KGEN);
         h.cell_off.set(inner.geo.cell(slot, word));
@@ -127,10 +119,10 @@ pub(crate) fn forget_all() {
     HOT.with(|h| h.uid.set(0));
 }
 
-/// For tests: (table uid, fork generation, slot) of the armed hot row.
+/// For tests: (table uid, fork generation, incarnation word offset) of the armed hot row.
 #[cfg(test)]
 pub(crate) fn armed() -> Option<(u64, u64, usize)> {
-    HOT.with(|h| (h.uid.get() != 0).then(|| (h.uid.get(), h.gen.get(), h.slot.get())))
+    HOT.with(|h| (h.uid.get() != 0).then(|| (h.uid.get(), h.gen.get(), h.kgen_off.get())))
 }
 
 /// The shortcut: adds `delta` to the hot cell if (`inner`, `key`, `column`) is the

@@ -1,27 +1,21 @@
-//! The hot-row shortcut of `incr` (hazard.rs, `Hot`): after every operation of a random
+//! The hot-row shortcut of `incr` (hot.rs): after every operation of a random
 //! mix over two tables, several keys and columns, the thread's hot row is either not
 //! armed or its slot is the one this thread's hazard entry names, which is what makes an
 //! add through it safe against slot reuse. And the shortcut really is taken.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::Duration;
+
 use crate::hazard::hot_row_state;
 use crate::{Column, Schema, ShmError, Table, Value};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{Children, Exit, Rng};
+
 fn schema() -> Schema {
     Schema::new(vec![Column::int("a"), Column::int("b"), Column::float("f")]).unwrap()
-}
-
-/// A small xorshift generator: the sequence is fixed, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 #[test]
@@ -115,12 +109,8 @@ fn a_forked_child_never_uses_its_parents_hot_row() {
         t.incr(b"ctr", "a", 1).unwrap();
     }
     assert_eq!(hot_row_state(&t.inner), Some(true));
-    // SAFETY: the child only runs this crate's code on the inherited table and leaves
-    // with _exit, so no test-harness state is torn down twice (glibc's malloc is
-    // fork-safe).
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
-    if pid == 0 {
+    let mut kids = Children::default();
+    kids.spawn(|| {
         // The parent's hot row relies on the parent's entry: not the child's to use.
         let mut code = match crate::hot::hot_incr(&t.inner, b"ctr", "a", 1) {
             None if hot_row_state(&t.inner).is_none() => 0,
@@ -134,18 +124,16 @@ fn a_forked_child_never_uses_its_parents_hot_row() {
         if hot_row_state(&t.inner) != Some(true) {
             code = 12;
         }
-        // SAFETY: ends the child at once.
-        unsafe { libc::_exit(code) };
-    }
+        code
+    });
     for _ in 0..1000 {
         t.incr(b"ctr", "a", 1).unwrap();
     }
-    let mut status = 0;
-    // SAFETY: waits for our own child with a valid status pointer.
-    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(r, pid);
-    assert!(libc::WIFEXITED(status), "child status {status}");
-    assert_eq!(libc::WEXITSTATUS(status), 0, "child failed its checks");
+    assert_eq!(
+        kids.wait_all(Duration::from_secs(30)),
+        vec![Exit::Code(0)],
+        "child failed its checks"
+    );
     assert_eq!(t.load_int(b"ctr", "a").unwrap(), Some(2003));
     assert_eq!(hot_row_state(&t.inner), Some(true));
 }

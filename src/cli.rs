@@ -14,9 +14,10 @@ use clap::{Parser, Subcommand};
 use crate::error::Error;
 use crate::master::{self, shm_dir};
 use crate::pidfile::{self, PidState};
-use crate::scoreboard::{ProcState, Scoreboard};
+use crate::scoreboard::Scoreboard;
 use crate::service::Service;
 use crate::settings::Settings;
+use crate::status::ServerStatus;
 use crate::sys::{self, Fork};
 use crate::{log, signals};
 
@@ -379,106 +380,13 @@ fn status(settings: &Settings, json: bool) -> Result<u8, Error> {
         return Ok(EXIT_NOT_RUNNING);
     };
     let sb = Scoreboard::open_readonly(&shm_dir(settings, pid))?;
-    let now = sys::monotonic_ms();
-    let wall = sys::wall_ms();
-    let rows = sb.rows();
+    let report = ServerStatus::read(&settings.full_name(), pid, &sb);
     if json {
-        let procs: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "pid": r.pid,
-                    "role": r.role.name(),
-                    "id": r.id,
-                    "generation": r.generation,
-                    "state": r.state.name(),
-                    "requests": r.requests,
-                    "uptime_ms": if r.state == ProcState::Backoff { 0 } else { wall - r.started_wall_ms },
-                    "heartbeat_age_ms": if r.pid > 0 { now - r.heartbeat_ms } else { 0 },
-                    "request_age_ms": if r.request_start_ms > 0 { now - r.request_start_ms } else { 0 },
-                    "tasks_pending": r.tasks_pending,
-                    "backoff_ms": if r.state == ProcState::Backoff { (r.backoff_until_ms - now).max(0) } else { 0 },
-                    "failures": r.failures,
-                })
-            })
-            .collect();
-        let adapters: serde_json::Map<String, serde_json::Value> = sb
-            .adapter_connections()
-            .into_iter()
-            .map(|(k, v)| (k, serde_json::Value::from(v)))
-            .collect();
-        let doc = serde_json::json!({
-            "server": settings.full_name(),
-            "master_pid": pid,
-            "processes": procs,
-            "connections": adapters,
-        });
-        println!("{doc}");
-        return Ok(0);
-    }
-    print!("{}", render_status(&settings.full_name(), pid, &sb));
-    Ok(0)
-}
-
-/// The status table as text (for `status`, and `tars.viewstatus` on the admin endpoint).
-pub fn render_status(full_name: &str, master_pid: i32, sb: &Scoreboard) -> String {
-    use std::fmt::Write as _;
-    let now = sys::monotonic_ms();
-    let wall = sys::wall_ms();
-    let mut out = String::new();
-    let _ = writeln!(out, "{full_name} (master pid {master_pid})");
-    let _ = writeln!(
-        out,
-        "{:>8}  {:<8} {:>3} {:>3}  {:<9} {:>9} {:>10} {:>9} {:>9} {:>7}",
-        "PID", "ROLE", "ID", "GEN", "STATE", "REQUESTS", "UPTIME", "HEARTBEAT", "REQUEST", "TASKS"
-    );
-    for r in &sb.rows() {
-        let (uptime, hb) = if r.state == ProcState::Backoff {
-            (
-                format!("backoff {}ms", (r.backoff_until_ms - now).max(0)),
-                "-".to_string(),
-            )
-        } else {
-            (
-                secs(wall - r.started_wall_ms),
-                format!("{}ms", now - r.heartbeat_ms),
-            )
-        };
-        let req = if r.request_start_ms > 0 {
-            format!("{}ms", now - r.request_start_ms)
-        } else {
-            "-".into()
-        };
-        let pid = if r.pid > 0 {
-            r.pid.to_string()
-        } else {
-            "-".into()
-        };
-        let _ = writeln!(
-            out,
-            "{pid:>8}  {:<8} {:>3} {:>3}  {:<9} {:>9} {uptime:>10} {hb:>9} {req:>9} {:>7}",
-            r.role.name(),
-            r.id,
-            r.generation,
-            r.state.name(),
-            r.requests,
-            r.tasks_pending
-        );
-    }
-    for (name, conns) in sb.adapter_connections() {
-        let _ = writeln!(out, "adapter {name}: {conns} connection(s)");
-    }
-    out
-}
-
-fn secs(ms: i64) -> String {
-    if ms >= 3_600_000 {
-        format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60)
-    } else if ms >= 60_000 {
-        format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60)
+        println!("{}", report.to_json());
     } else {
-        format!("{:.1}s", ms as f64 / 1000.0)
+        print!("{}", report.to_text());
     }
+    Ok(0)
 }
 
 fn table(settings: &Settings, command: TableCommand) -> Result<u8, Error> {

@@ -12,26 +12,21 @@
 //! }
 //! ```
 
-pub mod admin;
-mod callstats;
 pub mod cli;
 pub mod config;
-mod config_pull;
 pub mod error;
-mod heartbeat;
 pub mod http;
-mod locator;
 pub mod log;
 mod manager;
 pub mod master;
 pub mod pidfile;
 pub mod platform;
 mod process;
-mod reporter;
 pub mod scoreboard;
 pub mod service;
 pub mod settings;
 pub mod signals;
+mod status;
 pub mod sys;
 mod task;
 pub mod taskq;

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::admin::{AdminAction, AdminEndpoint};
-use crate::config_pull;
 use crate::error::Error;
-use crate::locator::Locator;
 use crate::pidfile::PidFile;
+use crate::platform::admin::{AdminAction, AdminEndpoint};
+use crate::platform::config_pull;
+use crate::platform::locator::Locator;
 use crate::process::{self, Listener, Shared};
 use crate::scoreboard::{ProcHandle, ProcState, Role, Scoreboard};
 use crate::service::Service;

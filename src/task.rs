@@ -5,9 +5,9 @@
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use crate::heartbeat::Heartbeat;
+use crate::platform::heartbeat::Heartbeat;
+use crate::platform::reporter::Reporter;
 use crate::process::{ChildBoot, Shared};
-use crate::reporter::Reporter;
 use crate::scoreboard::ProcState;
 use crate::service::{Service, TaskCtx, Timers};
 use crate::signals::{self, Action};
@@ -65,7 +65,7 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> std::io::Resul
     } else {
         None
     };
-    crate::callstats::observe_client_calls(shared);
+    crate::platform::callstats::observe_client_calls(shared);
     handle.set_state(ProcState::Idle);
     handle.heartbeat();
     let fds = [wake.fd(), shared.master_alive_fd(), queue.as_raw_fd()];

@@ -21,8 +21,8 @@ use tarsfork_tars::packet::{
 };
 use tarsfork_tars::proxy::{Dispatch, Reply};
 
-use crate::callstats::Served;
 use crate::http::{HttpDate, ParseStatus, Request, RequestParser, Response};
+use crate::platform::callstats::Served;
 use crate::process::{ChildBoot, Shared};
 use crate::scoreboard::{ProcHandle, ProcState};
 use crate::service::{Ctx, Service, TaskClient, Timers};
@@ -224,7 +224,7 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32
         stats: Served::new(shared),
         request: RequestPacket::default(),
     };
-    crate::callstats::observe_client_calls(shared);
+    crate::platform::callstats::observe_client_calls(shared);
 
     if let Some(start) = &service.on_worker_start {
         if let Err(msg) = start(&mut w.ctx) {

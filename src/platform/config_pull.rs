@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use tarsfork_tars::framework::tars::ConfigFProxy;
 
-use crate::locator::Locator;
+use crate::platform::locator::Locator;
 use crate::settings::Settings;
 use crate::sys;
 

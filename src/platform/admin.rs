@@ -15,17 +15,15 @@ use tarsfork_tars::framework::tars::{admin_f_dispatch, AdminFServant};
 use tarsfork_tars::packet::RequestPacket;
 use tarsfork_tars::proxy::{Current, ServantError};
 
-use crate::locator::Locator;
+use crate::platform::locator::Locator;
 use crate::process::Shared;
+use crate::status::ServerStatus;
 use crate::{log, sys};
 
 /// Largest admin frame accepted.
 const MAX_ADMIN_FRAME: usize = 1024 * 1024;
 /// Most admin connections open at once.
 const MAX_ADMIN_CONNS: usize = 64;
-
-/// The adapter name tarsnode keeps alive for the admin endpoint.
-pub const ADMIN_ADAPTER: &str = "AdminAdapter";
 
 /// What an admin call asks the master to do after it answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,11 +59,12 @@ impl AdminFServant for AdminServant<'_> {
         let verb = words.next().unwrap_or("");
         let arg = words.next();
         Ok(match (verb, arg) {
-            ("tars.viewstatus", _) => crate::cli::render_status(
+            ("tars.viewstatus", _) => ServerStatus::read(
                 &self.shared.settings.full_name(),
                 self.shared.master_pid,
                 &self.shared.scoreboard,
-            ),
+            )
+            .to_text(),
             ("tars.setloglevel", Some(level)) => match crate::log::Level::parse(level) {
                 Some(l) => {
                     self.actions.push(AdminAction::SetLogLevel(l));
@@ -74,7 +73,8 @@ impl AdminFServant for AdminServant<'_> {
                 None => format!("unknown log level {level:?}\n{HELP}"),
             },
             ("tars.loadconfig", Some(file)) => {
-                match crate::config_pull::pull(&self.shared.settings, self.locator, file) {
+                match crate::platform::config_pull::pull(&self.shared.settings, self.locator, file)
+                {
                     Ok(path) => format!("loaded {file} into {}\n", path.display()),
                     Err(e) => {
                         log::error(&format!("tars.loadconfig: {e}"));

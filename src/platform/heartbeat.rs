@@ -17,7 +17,7 @@ use std::time::Duration;
 use tarsfork_tars::framework::tars::{ServerFProxy, ServerInfo};
 use tarsfork_tars::proxy::{CallError, Proxy};
 
-use crate::admin::ADMIN_ADAPTER;
+use crate::platform::ADMIN_ADAPTER;
 use crate::process::Shared;
 use crate::scoreboard::Cell;
 use crate::{log, sys};
@@ -45,7 +45,7 @@ impl Heartbeat {
     pub(crate) fn new(shared: &Shared) -> Option<Heartbeat> {
         let s = &shared.settings;
         let node = s.node.as_ref()?;
-        let Some(addr) = crate::locator::first_tcp(&node.endpoints) else {
+        let Some(addr) = crate::platform::locator::first_tcp(&node.endpoints) else {
             log::error(&format!(
                 "node {}: no usable endpoint; no keepAlive will be sent",
                 node.name

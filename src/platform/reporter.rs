@@ -14,7 +14,7 @@ use tarsfork_tars::framework::tars::{
     PropertyFProxy, StatFProxy, StatPropInfo, StatPropMsgBody, StatPropMsgHead,
 };
 
-use crate::locator::Locator;
+use crate::platform::locator::Locator;
 use crate::platform::procfs;
 use crate::process::Shared;
 use crate::scoreboard::Role;

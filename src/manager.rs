@@ -92,8 +92,6 @@ struct Manager<'a> {
     /// After a clock gap, ages are counted from here, not from stamps made before it.
     resumed_ms: i64,
     exit_code: i32,
-    /// Adapter names, to release a reaped worker's connections.
-    adapter_names: Vec<String>,
 }
 
 /// In a fresh child of the master (`master_pid`): becomes the manager, runs it and
@@ -126,12 +124,6 @@ fn run(shared: &mut Shared, service: &Service, started: Started) -> std::io::Res
             generation: 1,
         })
         .collect();
-    let adapter_names = shared
-        .settings
-        .adapters
-        .iter()
-        .map(|a| a.name.clone())
-        .collect();
     let master_fd = shared.master_alive_fd();
     let mut mgr = Manager {
         shared,
@@ -143,7 +135,6 @@ fn run(shared: &mut Shared, service: &Service, started: Started) -> std::io::Res
         last_turn_ms: sys::monotonic_ms(),
         resumed_ms: 0,
         exit_code: 0,
-        adapter_names,
     };
     loop {
         let ready = sys::poll_readable(
@@ -328,10 +319,7 @@ impl Manager<'_> {
                     return;
                 }
             };
-            self.shared.scoreboard.remove(pid);
-            self.shared
-                .scoreboard
-                .release_connections(pid, &self.adapter_names);
+            self.shared.forget(pid);
             let Some(pos) = self.slots.iter().position(|p| p.pid == pid) else {
                 continue;
             };

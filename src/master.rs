@@ -2,10 +2,10 @@
 //! the task queue, forks the manager and supervises it, forwards control signals, serves
 //! the admin endpoint, and on its way out takes everything down and cleans up.
 //!
-//! Its loop reads as verbs on [`Master`]: wait, handle the signals (and what the admin
+//! Its loop reads as verbs on `Master`: wait, handle the signals (and what the admin
 //! endpoint asked), reap the manager, respawn it, advance the phase. What the children
-//! inherit ([`Shared`]) and what only the master holds ([`MasterOnly`]) are two structs:
-//! the master forks only through [`Master::fork_child`], which drops the master-only
+//! inherit (`Shared`) and what only the master holds (`MasterOnly`) are two structs:
+//! the master forks only through `Master::fork_child`, which drops the master-only
 //! part in the child before the child's code runs, and hands that code the inherited
 //! part alone.
 //!
@@ -120,8 +120,6 @@ struct Master<'a> {
     manager: ManagerSlot,
     /// The start fails if the pools are not up by then (monotonic ms).
     ready_by: i64,
-    /// Adapter names, to release a reaped process's connections.
-    adapter_names: Vec<String>,
 }
 
 /// The shared-memory directory of the server whose master has `pid`.
@@ -363,12 +361,6 @@ fn start_and_supervise(
         f(&shared.settings);
     }
     let ready_by = sys::monotonic_ms() + shared.settings.activating_timeout.as_millis() as i64;
-    let adapter_names = shared
-        .settings
-        .adapters
-        .iter()
-        .map(|a| a.name.clone())
-        .collect();
     let mut master = Master {
         service,
         shared,
@@ -378,7 +370,6 @@ fn start_and_supervise(
         phase: MasterPhase::Starting,
         manager: ManagerSlot::default(),
         ready_by,
-        adapter_names,
     };
     master.only.launcher = launcher.take();
     let result = master.supervise();
@@ -518,10 +509,7 @@ impl Master<'_> {
     /// re-parented to us. Some(code) when the server has stopped.
     fn reap_manager(&mut self, now: i64) -> Result<Option<i32>, Error> {
         while let Ok(Some((pid, status))) = sys::reap_any() {
-            self.shared.scoreboard.remove(pid);
-            self.shared
-                .scoreboard
-                .release_connections(pid, &self.adapter_names);
+            self.shared.forget(pid);
             if self.manager.pid != Some(pid) {
                 continue;
             }

@@ -101,6 +101,19 @@ impl Shared {
         self.master_alive_read.as_raw_fd()
     }
 
+    /// A reaped process leaves the scoreboard, and its connections leave the adapters'
+    /// totals (a worker killed with open connections must not leak them into the count).
+    pub(crate) fn forget(&self, pid: i32) {
+        self.scoreboard.remove(pid);
+        let names: Vec<String> = self
+            .settings
+            .adapters
+            .iter()
+            .map(|a| a.name.clone())
+            .collect();
+        self.scoreboard.release_connections(pid, &names);
+    }
+
     /// Adds the calling child's scoreboard row.
     pub(crate) fn register_self(&self, boot: &ChildBoot) -> std::io::Result<ProcHandle> {
         self.scoreboard

@@ -24,6 +24,7 @@ use crate::packet::{
 
 pub use server::{
     error_reply, Current, Dispatch, DispatchError, Reply, Results, ServantError, ServerCall,
+    TARS_PING,
 };
 
 /// Which encoding calls use.

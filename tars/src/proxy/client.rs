@@ -207,7 +207,12 @@ impl Proxy {
                 continue;
             }
             match self.attempt(node, admit == Admit::Probe, func, &buffer, packet_type) {
-                Attempt::Done(result) => return result,
+                Attempt::Done(result) => {
+                    if failure.is_some() && self.route == Route::RoundRobin {
+                        self.endpoints.landed_on(node);
+                    }
+                    return result;
+                }
                 Attempt::Next(e) => failure = Some(e),
             }
         }

@@ -467,6 +467,19 @@ impl EndpointSet {
         r.busy.store(false, Ordering::Release);
     }
 
+    /// A round-robin call landed on `node` after the pick's first choice failed: the
+    /// cursor moves there, so the endpoint after it is next rather than `node` again.
+    pub(crate) fn landed_on(&self, node: &Arc<Node>) {
+        let mut m = lock(&self.members);
+        let n = m.cycle.len();
+        let found = (1..=n)
+            .map(|step| (m.cursor + step) % n)
+            .find(|pos| Arc::ptr_eq(&m.nodes[m.cycle[*pos]], node));
+        if let Some(pos) = found {
+            m.cursor = pos;
+        }
+    }
+
     /// The endpoints to try for one call, best first (refreshing first if due).
     pub(crate) fn pick(&self, route: Route, now: Instant) -> Vec<Arc<Node>> {
         self.refresh_if_due(now);

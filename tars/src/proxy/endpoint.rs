@@ -437,13 +437,19 @@ impl EndpointSet {
         lock(&self.members).weighted
     }
 
-    /// Resolves again now if a refresh is due (and nobody else is refreshing).
-    fn refresh_if_due(&self, now: Instant) {
+    /// Resolves again if a refresh is due (and nobody else is refreshing); true when
+    /// the resolver was asked. Calls do this themselves; a server may also call it
+    /// from a timer so that calls never wait for the registry.
+    pub fn refresh_if_due(&self) -> bool {
+        self.refresh_at(Instant::now())
+    }
+
+    fn refresh_at(&self, now: Instant) -> bool {
         let Some(r) = &self.refresh else {
-            return;
+            return false;
         };
         if now < lock(&r.next).0 || r.busy.swap(true, Ordering::Acquire) {
-            return;
+            return false;
         }
         let answer = r.resolver.resolve(&self.name);
         let done = Instant::now();
@@ -465,6 +471,7 @@ impl EndpointSet {
             }
         }
         r.busy.store(false, Ordering::Release);
+        true
     }
 
     /// A round-robin call landed on `node` after the pick's first choice failed: the
@@ -482,7 +489,7 @@ impl EndpointSet {
 
     /// The endpoints to try for one call, best first (refreshing first if due).
     pub(crate) fn pick(&self, route: Route, now: Instant) -> Vec<Arc<Node>> {
-        self.refresh_if_due(now);
+        self.refresh_at(now);
         let mut m = lock(&self.members);
         let order = match route {
             Route::RoundRobin => m.next_in_cycle(now),

@@ -259,20 +259,21 @@ fn run(via_locator: bool) {
     }
     let asked: Vec<String> = s
         .fake
-        .calls(Servant::Registry, "findObjectById")
+        .calls(Servant::Registry, "findObjectById4Any")
         .iter()
         .map(|r| r["args"]["id"].as_str().unwrap_or("").to_string())
         .collect();
     let lookups = |id: &str| {
         s.fake
-            .calls(Servant::Registry, "findObjectById")
+            .calls(Servant::Registry, "findObjectById4Any")
             .iter()
             .filter(|r| r["args"]["id"] == id)
             .count()
     };
     if via_locator {
         assert!(lookups("tars.tarsstat.StatObj") >= 1, "{asked:?}");
-        // Properties go out every 500 ms; cached answers expire after 300 ms.
+        // Properties go out every 500 ms; endpoints are refreshed after 300 ms, raised to
+        // the locator's minimum of 1 s.
         let again = wait_for(Duration::from_secs(3), || {
             (lookups("tars.tarsproperty.PropertyObj") >= 2).then_some(())
         });

@@ -132,6 +132,16 @@ impl AdminFProxy {
     }
 }
 
+impl crate::proxy::ServantProxy for AdminFProxy {
+    fn from_proxy(proxy: crate::proxy::Proxy) -> Self {
+        Self { proxy }
+    }
+
+    fn proxy_mut(&mut self) -> &mut crate::proxy::Proxy {
+        &mut self.proxy
+    }
+}
+
 /// struct `tars::ConfigInfo`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConfigInfo {
@@ -541,6 +551,16 @@ impl ConfigFProxy {
     }
 }
 
+impl crate::proxy::ServantProxy for ConfigFProxy {
+    fn from_proxy(proxy: crate::proxy::Proxy) -> Self {
+        Self { proxy }
+    }
+
+    fn proxy_mut(&mut self) -> &mut crate::proxy::Proxy {
+        &mut self.proxy
+    }
+}
+
 /// struct `tars::LogInfo`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LogInfo {
@@ -782,6 +802,16 @@ impl LogFProxy {
     }
 }
 
+impl crate::proxy::ServantProxy for LogFProxy {
+    fn from_proxy(proxy: crate::proxy::Proxy) -> Self {
+        Self { proxy }
+    }
+
+    fn proxy_mut(&mut self) -> &mut crate::proxy::Proxy {
+        &mut self.proxy
+    }
+}
+
 /// struct `tars::StatPropMsgHead`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StatPropMsgHead {
@@ -1010,6 +1040,16 @@ impl PropertyFProxy {
         let mut tars_args = self.proxy.args();
         tars_args.put(1, "statmsg", statmsg);
         self.proxy.invoke_oneway("reportPropMsg", tars_args)
+    }
+}
+
+impl crate::proxy::ServantProxy for PropertyFProxy {
+    fn from_proxy(proxy: crate::proxy::Proxy) -> Self {
+        Self { proxy }
+    }
+
+    fn proxy_mut(&mut self) -> &mut crate::proxy::Proxy {
+        &mut self.proxy
     }
 }
 
@@ -1432,6 +1472,16 @@ impl QueryFProxy {
     }
 }
 
+impl crate::proxy::ServantProxy for QueryFProxy {
+    fn from_proxy(proxy: crate::proxy::Proxy) -> Self {
+        Self { proxy }
+    }
+
+    fn proxy_mut(&mut self) -> &mut crate::proxy::Proxy {
+        &mut self.proxy
+    }
+}
+
 /// struct `tars::ServerInfo`.
 #[derive(Debug, Clone, PartialEq, Default, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerInfo {
@@ -1659,6 +1709,16 @@ impl ServerFProxy {
     pub fn get_latest_keep_alive_time_oneway(&mut self) -> Result<(), crate::proxy::CallError> {
         let tars_args = self.proxy.args();
         self.proxy.invoke_oneway("getLatestKeepAliveTime", tars_args)
+    }
+}
+
+impl crate::proxy::ServantProxy for ServerFProxy {
+    fn from_proxy(proxy: crate::proxy::Proxy) -> Self {
+        Self { proxy }
+    }
+
+    fn proxy_mut(&mut self) -> &mut crate::proxy::Proxy {
+        &mut self.proxy
     }
 }
 
@@ -2020,5 +2080,15 @@ impl StatFProxy {
         let mut tars_args = self.proxy.args();
         tars_args.put(1, "msg", msg);
         self.proxy.invoke_oneway("reportSampleMsg", tars_args)
+    }
+}
+
+impl crate::proxy::ServantProxy for StatFProxy {
+    fn from_proxy(proxy: crate::proxy::Proxy) -> Self {
+        Self { proxy }
+    }
+
+    fn proxy_mut(&mut self) -> &mut crate::proxy::Proxy {
+        &mut self.proxy
     }
 }

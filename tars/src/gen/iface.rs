@@ -17,7 +17,9 @@
 //! - `pub struct HelloProxy` wrapping a `::tarsfork_tars::proxy::Proxy`, with
 //!   `test_hello(&mut self, s_in: &str) -> Result<(i32, String), CallError>` (a
 //!   blocking call with the proxy's timeout, protocol and context) and
-//!   `test_hello_oneway(&mut self, s_in: &str) -> Result<(), CallError>`.
+//!   `test_hello_oneway(&mut self, s_in: &str) -> Result<(), CallError>`, and
+//!   implementing `::tarsfork_tars::proxy::ServantProxy` (built from any `Proxy`, so a
+//!   server can hand it out by servant name; `tars_ping`, `with_hash`).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -463,6 +465,21 @@ impl Gen<'_> {
                 self.line(1, "}");
             }
         }
+        self.line(0, "}");
+
+        // ---- the trait that lets a server hand out any proxy by name ----
+        self.out.push('\n');
+        self.line(0, &format!("impl {rt}::ServantProxy for {name}Proxy {{"));
+        self.line(1, &format!("fn from_proxy(proxy: {rt}::Proxy) -> Self {{"));
+        self.line(2, "Self { proxy }");
+        self.line(1, "}");
+        self.out.push('\n');
+        self.line(
+            1,
+            &format!("fn proxy_mut(&mut self) -> &mut {rt}::Proxy {{"),
+        );
+        self.line(2, "&mut self.proxy");
+        self.line(1, "}");
         self.line(0, "}");
         Ok(())
     }

@@ -12,6 +12,11 @@ use crate::packet::{
 /// Bytes reserved for a v1 call's encoded results.
 const RESULTS_CAPACITY: usize = 128;
 
+/// The function every servant answers whatever its interface, as TarsCpp's
+/// `Servant::dispatch` does: TarsCpp proxies send it before their first call and as
+/// their keep-alive probe, and give up on an endpoint that does not answer it.
+pub const TARS_PING: &str = "tars_ping";
+
 /// What a dispatcher answers to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
@@ -153,9 +158,15 @@ pub struct ServerCall<'a> {
 }
 
 impl<'a> ServerCall<'a> {
-    /// Starts serving `request`. An unsupported version or an undecodable TUP map
-    /// gives the error reply to send instead (boxed: it is large and rare).
+    /// Starts serving `request`, or gives the reply the runtime sends itself instead
+    /// (boxed: it is large and rare): the built-in [`TARS_PING`] (success, checked
+    /// first so that it wins over any function of that name, as in TarsCpp), or the
+    /// error for an unsupported version or an undecodable TUP map. Every generated
+    /// dispatcher starts here, so every servant answers `tars_ping`.
     pub fn new(request: &'a RequestPacket) -> Result<Self, Box<Reply>> {
+        if request.func_name == TARS_PING {
+            return Err(Box::new(ping_reply(request)));
+        }
         let args = match request.version {
             VERSION_TARS => Args::Tars,
             VERSION_TUP => match request.tup_data() {
@@ -291,6 +302,26 @@ impl Results {
                 }
             }
         }
+    }
+}
+
+/// The answer to [`TARS_PING`]: result 0 and no results, in the request's encoding
+/// (nothing for a oneway ping). The v1 reply is byte for byte TarsCpp's: an empty
+/// buffer and status, no description, no context.
+fn ping_reply(request: &RequestPacket) -> Reply {
+    if request.is_oneway() {
+        return Reply::None;
+    }
+    if request.version == VERSION_TUP {
+        // TarsCpp means to send an empty TUP map here but, encoding it into the wrong
+        // packet, sends an empty buffer; the empty map is what a TUP reader expects.
+        Reply::Tup(request.tup_reply(TARSSERVERSUCCESS, "", &TupData::new()))
+    } else {
+        Reply::Tars(ResponsePacket::reply_to(
+            request,
+            TARSSERVERSUCCESS,
+            Vec::new(),
+        ))
     }
 }
 

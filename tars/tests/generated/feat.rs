@@ -581,3 +581,13 @@ impl FeaturesProxy {
         self.proxy.invoke_oneway("sum", tars_args)
     }
 }
+
+impl ::tarsfork_tars::proxy::ServantProxy for FeaturesProxy {
+    fn from_proxy(proxy: ::tarsfork_tars::proxy::Proxy) -> Self {
+        Self { proxy }
+    }
+
+    fn proxy_mut(&mut self) -> &mut ::tarsfork_tars::proxy::Proxy {
+        &mut self.proxy
+    }
+}

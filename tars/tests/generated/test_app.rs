@@ -177,3 +177,13 @@ impl HelloProxy {
         self.proxy.invoke_oneway("testStruct", tars_args)
     }
 }
+
+impl ::tarsfork_tars::proxy::ServantProxy for HelloProxy {
+    fn from_proxy(proxy: ::tarsfork_tars::proxy::Proxy) -> Self {
+        Self { proxy }
+    }
+
+    fn proxy_mut(&mut self) -> &mut ::tarsfork_tars::proxy::Proxy {
+        &mut self.proxy
+    }
+}

@@ -33,21 +33,15 @@ fn parse_err(limits: Limits, input: &[u8]) -> HttpError {
     }
 }
 
-/// Feeds `input` in pieces of `step` bytes through a `ConnBuffer`, collecting requests.
+/// Feeds `input` in pieces of `step` bytes through a `ConnBuffer`, as the worker feeds
+/// each read, collecting requests.
 fn feed(limits: Limits, input: &[u8], step: usize) -> Result<Vec<Request>, HttpError> {
     let mut conn = ConnBuffer::new(limits);
     let mut out = Vec::new();
     for piece in input.chunks(step) {
-        let mut rest = piece;
-        while !rest.is_empty() {
-            let space = conn.spare();
-            let n = space.len().min(rest.len());
-            space[..n].copy_from_slice(&rest[..n]);
-            conn.filled(n);
-            rest = &rest[n..];
-            while let Some(req) = conn.next_request()? {
-                out.push(req);
-            }
+        conn.feed(piece);
+        while let Some(req) = conn.next_request()? {
+            out.push(req);
         }
     }
     Ok(out)

@@ -5,7 +5,7 @@
 //! The loop never names a protocol: it owns the listeners, the connection table
 //! ([`conn`]), the sweep of idle and lingering connections, and the drain; a
 //! connection's bytes go to its [`protocol::Protocol`], made by the opener registered
-//! for its adapter's `protocol=` in [`protocol::opener`].
+//! for its adapter's `protocol=` in `protocol::opener`.
 //!
 //! Draining (TERM from the manager, a rolling reload, `max_request`): stop accepting,
 //! finish every request already received, let each protocol wind its connections down
@@ -36,10 +36,10 @@ use crate::process::{ChildBoot, Shared};
 use crate::scoreboard::{ProcHandle, ProcState};
 use crate::service::{Ctx, Service, TaskClient, Timers};
 use crate::signals::{self, Action};
-use crate::{log, settings, sys, taskq, EXIT_BOOT_ERROR};
+use crate::{log, sys, taskq, EXIT_BOOT_ERROR};
 
 use conn::{Conn, Origin};
-use protocol::{App, Opener};
+use protocol::{App, Opener, Openers};
 use requests::Requests;
 
 const WAKE: Token = Token(0);
@@ -140,30 +140,20 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32
 
     let mut listeners = Vec::new();
     let mut adapters = Vec::new();
-    // One opener per protocol, shared by its adapters (and with it per-worker state
-    // such as the Tars servants).
-    let mut openers: Vec<(settings::Protocol, Opener)> = Vec::new();
+    let mut openers = Openers::new(shared, service);
     for (i, l) in shared.listeners.iter().enumerate() {
         let a = &shared.settings.adapters[l.adapter];
         let (conns, mine) = shared
             .scoreboard
             .adapter_conns(&a.name)
             .map_err(|e| io::Error::other(e.to_string()))?;
-        let open = match openers.iter().find(|(kind, _)| *kind == l.protocol) {
-            Some((_, open)) => Opener::clone(open),
-            None => {
-                let open = protocol::opener(l.protocol, shared, service);
-                openers.push((l.protocol, Opener::clone(&open)));
-                open
-            }
-        };
         adapters.push(Adapter {
             port: i32::from(a.endpoint.port),
             conns,
             mine,
             idle_ms: a.idle_timeout().as_millis() as i64,
             settings: a.clone(),
-            open,
+            open: openers.get(l.protocol),
         });
         let std_listener = l.listener.try_clone()?;
         std_listener.set_nonblocking(true)?;

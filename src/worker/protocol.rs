@@ -3,7 +3,7 @@
 //! The worker owns sockets, the connection table, output flushing, timeouts and the
 //! drain; a [`Protocol`] owns one connection's input state and turns bytes into
 //! answers. The worker never names a protocol: an adapter's `protocol=` setting picks
-//! an [`Opener`] in [`opener`], the one registration point, and every later call goes
+//! an [`Opener`] in `opener`, the one registration point, and every later call goes
 //! through the trait.
 //!
 //! What the seam admits beyond HTTP and Tars:
@@ -11,9 +11,10 @@
 //!   [`Switch`] with the next protocol object and the bytes that arrived after the
 //!   handshake; [`switching`] installs it and hands those bytes over in the same turn.
 //! - Output from outside a read (a push from another worker): output is the
-//!   connection's [`Output`] queue, not a return value of a read, and the worker calls
-//!   protocols through one path that flushes afterwards (`Conn::call`), whatever the
-//!   occasion: input, drain, deadline.
+//!   connection's [`Output`] queue, not a return value of a read, and every protocol
+//!   call (on input, on drain, on a deadline) goes through one path that lends the
+//!   [`Host`], installs switches and then writes the queue (`Conn::call` outside a
+//!   read); a push is one more such call.
 //! - Deadlines: [`Protocol::deadline`] asks for a check, which the worker's sweep
 //!   turns into [`Protocol::on_deadline`].
 
@@ -29,7 +30,7 @@ use super::requests::Requests;
 
 /// Unsent output past this makes a protocol stop serving and the worker stop reading
 /// from the client until the client has read some (backpressure).
-pub(crate) const MAX_OUTPUT: usize = 1 << 20;
+const MAX_OUTPUT: usize = 1 << 20;
 
 /// One connection's protocol state. Implementations never touch the socket: they get
 /// the bytes read and queue what goes back into [`Output`].
@@ -189,11 +190,42 @@ impl<'w> Host<'_, 'w> {
 /// adapters of one protocol).
 pub(crate) type Opener = Rc<dyn Fn() -> Box<dyn Protocol>>;
 
-/// The registration of every protocol: the opener for adapters with `protocol=kind`,
-/// made once per worker (per-worker state, such as Tars servants, lives in it).
-pub(super) fn opener(kind: settings::Protocol, shared: &Shared, service: &Service) -> Opener {
+/// The registration of every protocol: the opener for adapters with `protocol=kind`.
+/// A new protocol is one module plus one arm here; the match has no catch-all, so a
+/// new `settings::Protocol` cannot be served as another.
+fn opener(kind: settings::Protocol, shared: &Shared, service: &Service) -> Opener {
     match kind {
         settings::Protocol::Tars => super::tars::opener(shared, service),
         settings::Protocol::NotTars => super::http::opener(shared.http_limits),
+    }
+}
+
+/// The openers of one worker, each made once, on the first adapter of its protocol:
+/// per-worker protocol state (the Tars servants, the HTTP `Date`) lives in them and is
+/// shared by every adapter of that protocol.
+pub(super) struct Openers<'s> {
+    shared: &'s Shared,
+    service: &'s Service,
+    made: Vec<(settings::Protocol, Opener)>,
+}
+
+impl<'s> Openers<'s> {
+    /// No opener made yet.
+    pub(super) fn new(shared: &'s Shared, service: &'s Service) -> Self {
+        Openers {
+            shared,
+            service,
+            made: Vec::new(),
+        }
+    }
+
+    /// The opener for adapters with `protocol=kind`.
+    pub(super) fn get(&mut self, kind: settings::Protocol) -> Opener {
+        if let Some((_, open)) = self.made.iter().find(|(k, _)| *k == kind) {
+            return Rc::clone(open);
+        }
+        let open = opener(kind, self.shared, self.service);
+        self.made.push((kind, Rc::clone(&open)));
+        open
     }
 }

@@ -456,6 +456,35 @@ fn recycled_buffers_are_reused() {
 }
 
 #[test]
+fn conn_buffer_feed_keeps_every_byte_across_growth_and_compaction() {
+    let mut conn = ConnBuffer::new(Limits::default());
+    let mut one = b"GET /0123456789 HTTP/1.1\r\nX: ".to_vec();
+    one.resize(one.len() + 900, b'a');
+    one.extend_from_slice(b"\r\n\r\n");
+    // Over the initial storage in one feed: it grows.
+    let batch = one.repeat(6);
+    conn.feed(&batch);
+    let mut served = 0;
+    while let Some(req) = conn.next_request().unwrap() {
+        assert_eq!(req.path(), "/0123456789");
+        conn.recycle(req);
+        served += 1;
+    }
+    assert_eq!(served, 6);
+    // Half a request left behind, then more than the free room: compacted, then grown.
+    conn.feed(&one[..500]);
+    assert!(conn.next_request().unwrap().is_none());
+    conn.feed(&[&one[500..], &batch[..]].concat());
+    while let Some(req) = conn.next_request().unwrap() {
+        assert_eq!(req.path(), "/0123456789");
+        conn.recycle(req);
+        served += 1;
+    }
+    assert_eq!(served, 13);
+    assert!(conn.is_idle());
+}
+
+#[test]
 fn conn_buffer_idle_tracking_and_growth() {
     let mut conn = ConnBuffer::new(Limits::default());
     assert!(conn.is_idle());

@@ -197,7 +197,8 @@ mod tests {
         let ok = Call::http("/a", 200);
         assert_eq!((ok.caller, ok.name, ok.ret), ("not_tars_client", "/a", 200));
         assert_eq!(ok.outcome, Outcome::Success);
-        assert_eq!(Call::http("/a", 503).outcome, Outcome::Exception);
+        assert_eq!(Call::http("/a", 500).outcome, Outcome::Exception);
+        assert_eq!(Call::http("/a", 499).outcome, Outcome::Success);
         assert_eq!(Call::http("/invented", 404).name, UNKNOWN);
     }
 }

@@ -4,7 +4,6 @@
 //! embedded default (foreground, HTTP on loopback). Every command finds the running
 //! master through the locked pid file, never through `ps`.
 
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,8 +17,8 @@ use crate::scoreboard::Scoreboard;
 use crate::service::Service;
 use crate::settings::Settings;
 use crate::status::ServerStatus;
-use crate::sys::{self, Fork};
-use crate::{log, signals};
+use crate::sys::{self, ident::ProcessId};
+use crate::{daemon, log, process, signals};
 
 /// Exit code of `status` when the server is not running (LSB init-script convention).
 pub const EXIT_NOT_RUNNING: u8 = 3;
@@ -175,102 +174,15 @@ fn start(settings: Settings, service: &Service) -> Result<u8, Error> {
     if !settings.daemonize {
         return master::run(settings, service, None).map(|c| c as u8);
     }
-    // Daemon: the launcher waits on a pipe for the master's readiness report.
-    let (r, w) = sys::pipe().map_err(|e| Error::io("create the readiness pipe", e))?;
-    match sys::fork().map_err(|e| Error::io("fork() failed while daemonizing", e))? {
-        Fork::Parent(_) => {
-            drop(w);
-            wait_for_readiness(r, &settings)
+    daemon::start(settings, |settings, launcher| {
+        match master::run(settings, service, Some(launcher)) {
+            Ok(code) => code,
+            Err(e) => {
+                log::error(&e.to_string());
+                1
+            }
         }
-        Fork::Child => {
-            drop(r);
-            sys::reset_signal_dispositions();
-            let _ = sys::unblock_all_signals();
-            let code = daemon_main(settings, service, w);
-            log::flush();
-            sys::exit_now(code)
-        }
-    }
-}
-
-fn daemon_main(settings: Settings, service: &Service, ready: std::os::fd::OwnedFd) -> i32 {
-    let report = |msg: &str| {
-        let _ = sys::write_all_fd(ready.as_raw_fd(), format!("ERR {msg}\nEND\n").as_bytes());
-    };
-    if let Err(e) = sys::setsid() {
-        report(&format!("setsid() failed: {e}"));
-        return 1;
-    }
-    let log_file = settings.log_file().unwrap_or_else(|| {
-        settings
-            .datapath
-            .join(format!("{}.log", settings.full_name()))
-    });
-    if let Some(dir) = log_file.parent() {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            report(&format!(
-                "cannot create log directory {}: {e}",
-                dir.display()
-            ));
-            return 1;
-        }
-    }
-    let redirected = sys::redirect_fd(0, None)
-        .and_then(|_| sys::redirect_fd(1, Some(&log_file)))
-        .and_then(|_| sys::redirect_fd(2, Some(&log_file)));
-    if let Err(e) = redirected {
-        report(&format!("cannot open log file {}: {e}", log_file.display()));
-        return 1;
-    }
-    log::set_file(Some(log_file));
-    match master::run(settings, service, Some(ready)) {
-        Ok(code) => code,
-        Err(e) => {
-            log::error(&e.to_string());
-            1
-        }
-    }
-}
-
-fn wait_for_readiness(r: std::os::fd::OwnedFd, settings: &Settings) -> Result<u8, Error> {
-    let _ = sys::set_nonblocking(r.as_raw_fd(), false);
-    let mut text = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = sys::read_fd(r.as_raw_fd(), &mut buf)
-            .map_err(|e| Error::io("read the readiness pipe", e))?;
-        if n == 0 {
-            break;
-        }
-        text.extend_from_slice(&buf[..n]);
-        if text.ends_with(b"END\n") {
-            break;
-        }
-    }
-    let text = String::from_utf8_lossy(&text);
-    let mut ok = false;
-    for line in text.lines() {
-        if line == "END" {
-            continue;
-        }
-        if let Some(err) = line.strip_prefix("ERR ") {
-            return Err(Error::Config(err.to_string()));
-        }
-        ok = true;
-        println!("{line}");
-    }
-    if !ok {
-        let log = settings.log_file().unwrap_or_else(|| {
-            settings
-                .datapath
-                .join(format!("{}.log", settings.full_name()))
-        });
-        return Err(Error::Config(format!(
-            "the server exited while starting; see {}",
-            log.display()
-        )));
-    }
-    Ok(0)
+    })
 }
 
 fn running_pid(settings: &Settings) -> Result<Option<i32>, Error> {
@@ -305,16 +217,14 @@ fn stop(settings: &Settings, timeout: Option<u64>) -> Result<(), Error> {
         println!("tarsfork: {}", not_running(settings));
         return Ok(());
     };
-    // Remember the tree before the master removes the scoreboard.
-    let tree: Vec<(i32, u64)> = Scoreboard::open_readonly(&shm_dir(settings, pid))
-        .map(|sb| {
-            sb.rows()
-                .iter()
-                .filter(|r| r.pid > 0)
-                .map(|r| (r.pid, r.proc_start))
-                .collect()
-        })
+    // Remember the tree (the master included) before the master removes the scoreboard.
+    let mut tree = Scoreboard::open_readonly(&shm_dir(settings, pid))
+        .map(|sb| sb.tree())
         .unwrap_or_default();
+    let master = ProcessId::of(pid);
+    if let Some(m) = master.filter(|m| !tree.contains(m)) {
+        tree.push(m);
+    }
     sys::send_signal(pid, signals::signal_for(signals::Action::Stop))
         .map_err(|e| Error::io(format!("send TERM to master pid {pid}"), e))?;
     let wait = timeout.map_or(settings.deactivating_timeout, Duration::from_millis);
@@ -329,12 +239,11 @@ fn stop(settings: &Settings, timeout: Option<u64>) -> Result<(), Error> {
         }
         sys::sleep(Duration::from_millis(5));
     }
-    for (p, start) in &tree {
-        if sys::process_start_time(*p) == Some(*start) {
-            let _ = sys::send_signal(*p, libc::SIGKILL);
-        }
+    process::kill_tree(&tree);
+    if master.is_none() {
+        // No /proc to tell who has the pid: the locked pid file is the only evidence.
+        let _ = sys::send_signal(pid, libc::SIGKILL);
     }
-    let _ = sys::send_signal(pid, libc::SIGKILL);
     // The lock goes with the master's death.
     let deadline = sys::monotonic_ms() + 2000;
     while sys::monotonic_ms() < deadline

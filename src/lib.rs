@@ -1,8 +1,8 @@
 //! tarsfork: a multi-process prefork server in the swoole style for the Tars platform.
 //!
 //! A **master** binds the listeners, owns the pid file and the shared memory, and forks a
-//! **manager**; the manager forks N **event workers** (HTTP/1.1 and Tars RPC) and M
-//! **task workers**. An application registers its callbacks on a [`Service`] and calls
+//! **manager**; the manager forks N **event workers** (HTTP/1.1 and Tars RPC on the
+//! inherited listeners) and M **task workers**. An application registers its callbacks on a [`Service`] and calls
 //! [`run`], which gives it the whole `tarsfork --config=… [start|stop|…]` command.
 //!
 //! ```no_run
@@ -12,8 +12,10 @@
 //! }
 //! ```
 
+mod backoff;
 pub mod cli;
 pub mod config;
+mod daemon;
 pub mod error;
 pub mod http;
 pub mod log;
@@ -21,6 +23,7 @@ mod manager;
 pub mod master;
 pub mod pidfile;
 pub mod platform;
+mod pool;
 mod process;
 pub mod scoreboard;
 pub mod service;

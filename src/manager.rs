@@ -1,25 +1,23 @@
-//! The manager: forks the event workers and task workers, reaps and respawns them
-//! (with crash-loop backoff), rolls reloads, applies TTIN/TTOU, and watches liveness.
+//! The manager: runs the pools described in `pool` — forks their processes, reaps and
+//! respawns them (with crash-loop backoff), rolls reloads one id at a time, applies
+//! TTIN/TTOU, and watches liveness. It never asks which kind a process is: the pool's
+//! description says what applies.
 //!
 //! The main loop reads top to bottom: wait, notice a clock gap, dispatch signals,
-//! reap, then either finish stopping or manage workers and murder the hung ones.
+//! reap, then either finish stopping or manage the pools and murder the hung processes.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::process::{self, ChildBoot, Shared};
-use crate::scoreboard::{ProcRow, ProcState, Role};
+use crate::backoff::CrashLoop;
+use crate::pool::{self, Pool, MANAGER, POOLS};
+use crate::process::{self, ChildBoot, Shared, Started};
+use crate::scoreboard::{ProcRow, ProcState};
 use crate::service::Service;
 use crate::signals::{self, Action};
 use crate::sys::{self, ExitStatus};
-use crate::{log, task, worker, EXIT_BOOT_ERROR};
+use crate::{log, EXIT_BOOT_ERROR};
 
-/// A process that dies sooner than this after its start counts as a crash-loop failure.
-pub(crate) const MIN_UPTIME_MS: i64 = 1000;
-/// First backoff delay; doubles per consecutive early death.
-const BACKOFF_START_MS: i64 = 100;
-/// Backoff cap.
-const BACKOFF_MAX_MS: i64 = 10_000;
 /// How long after TERM a process told to die (timeouts) gets before KILL.
 const KILL_GRACE_MS: i64 = 1000;
 /// How often the loop wakes when nothing happens.
@@ -30,112 +28,114 @@ const CLOCK_GAP_MS: i64 = 1000;
 /// Where the manager is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Keeping the workers running.
+    /// Keeping the pools running.
     Running,
-    /// Children told to stop; KILL whoever is left at `deadline`.
+    /// Children told to stop; KILL whoever is left at `deadline` (once: `killed`).
     Stopping { deadline: i64, killed: bool },
+}
+
+/// Where one child is in its life, as the manager has decided it (the scoreboard says
+/// what the child itself reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    /// Wanted; its exit would be a death (logged, counted for backoff).
+    Running,
+    /// Told to leave (reload, TTOU) or draining on its own: its exit is expected. KILL
+    /// at `until` (monotonic ms).
+    Retiring { until: i64 },
+    /// TERMed by the liveness check at `since`; KILL once the grace has passed.
+    Murdering { since: i64 },
+    /// KILL sent; waiting for the reap. `retired`: it was retiring, so its exit is
+    /// still expected.
+    Killed { retired: bool },
+}
+
+impl SlotState {
+    /// Whether its exit is expected: no error, no backoff, and its id is free for a
+    /// successor.
+    fn leaving(self) -> bool {
+        matches!(
+            self,
+            SlotState::Retiring { .. } | SlotState::Killed { retired: true }
+        )
+    }
 }
 
 /// One child process.
 #[derive(Debug)]
-struct Proc {
+struct Slot {
     pid: i32,
-    role: Role,
+    /// Index into [`POOLS`] (and `Manager::pools`).
+    pool: usize,
     id: u32,
     generation: u64,
     started_ms: i64,
-    /// Told to leave (reload, TTOU, stop): its exit is expected. KILL at this deadline.
-    retiring_until: Option<i64>,
-    /// TERM sent by liveness at this time; KILL after the grace.
-    murder_started: Option<i64>,
+    state: SlotState,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Backoff {
-    failures: u32,
-    until_ms: i64,
+/// A pool as it runs now: the ids it keeps and its current generation.
+struct PoolRun {
+    spec: &'static Pool,
+    ids: Vec<u32>,
+    generation: u64,
 }
 
 struct Manager<'a> {
     shared: &'a mut Shared,
     service: &'a Service,
-    procs: Vec<Proc>,
-    worker_ids: Vec<u32>,
-    task_ids: Vec<u32>,
-    worker_generation: u64,
-    task_generation: u64,
-    backoff: HashMap<u32, Backoff>,
+    pools: Vec<PoolRun>,
+    slots: Vec<Slot>,
+    /// Crash-loop record per id (ids are unique across pools).
+    backoff: HashMap<u32, CrashLoop>,
     phase: Phase,
     last_turn_ms: i64,
     /// After a clock gap, ages are counted from here, not from stamps made before it.
     resumed_ms: i64,
     exit_code: i32,
-    /// Adapter names, to release a reaped worker's connections.
-    adapter_names: Vec<String>,
 }
 
-/// Runs the manager; never returns.
-pub(crate) fn run(shared: &mut Shared, service: &Service) -> ! {
-    let code = match manage(shared, service) {
-        Ok(code) => code,
-        Err(e) => {
-            log::error(&format!("manager failed: {e}"));
-            1
-        }
-    };
-    log::flush();
-    sys::exit_now(code)
-}
-
-fn manage(shared: &mut Shared, service: &Service) -> std::io::Result<i32> {
-    let wake = signals::install(&[
-        libc::SIGTERM,
-        libc::SIGQUIT,
-        libc::SIGINT,
-        libc::SIGUSR1,
-        libc::SIGHUP,
-        libc::SIGUSR2,
-        libc::SIGTTIN,
-        libc::SIGTTOU,
-        libc::SIGWINCH,
-        libc::SIGCHLD,
-    ])?;
-    sys::unblock_all_signals()?;
-    let me = shared.register_self(&ChildBoot {
-        role: Role::Manager,
+/// In a fresh child of the master (`master_pid`): becomes the manager, runs it and
+/// exits with its code. Never returns.
+pub(crate) fn run_child(shared: &mut Shared, service: &Service, master_pid: i32) -> ! {
+    MANAGER.enter(&shared.settings, MANAGER.word, master_pid);
+    let boot = ChildBoot {
+        role: MANAGER.role,
         id: 0,
         generation: 0,
-    })?;
+    };
+    let outcome = MANAGER
+        .start(shared, &boot)
+        .and_then(|started| run(shared, service, started));
+    process::exit_with(MANAGER.word, outcome)
+}
+
+fn run(shared: &mut Shared, service: &Service, started: Started) -> std::io::Result<i32> {
+    let Started { wake, handle: me } = started;
     me.set_state(ProcState::Idle);
     if let Some(f) = &service.on_manager_start {
         f(&shared.settings);
     }
-    let n = shared.settings.worker_num.max(1) as u32;
-    let m = shared.settings.task_worker_num as u32;
-    let now = sys::monotonic_ms();
+    let pools = POOLS
+        .iter()
+        .zip(pool::first_ids(&shared.settings))
+        .map(|(&spec, ids)| PoolRun {
+            spec,
+            ids,
+            generation: 1,
+        })
+        .collect();
+    let master_fd = shared.master_alive_fd();
     let mut mgr = Manager {
         shared,
         service,
-        procs: Vec::new(),
-        worker_ids: (0..n).collect(),
-        task_ids: (n..n + m).collect(),
-        worker_generation: 1,
-        task_generation: 1,
+        pools,
+        slots: Vec::new(),
         backoff: HashMap::new(),
         phase: Phase::Running,
-        last_turn_ms: now,
+        last_turn_ms: sys::monotonic_ms(),
         resumed_ms: 0,
         exit_code: 0,
-        adapter_names: Vec::new(),
     };
-    mgr.adapter_names = mgr
-        .shared
-        .settings
-        .adapters
-        .iter()
-        .map(|a| a.name.clone())
-        .collect();
-    let master_fd = mgr.shared.master_alive_fd();
     loop {
         let ready = sys::poll_readable(
             &[wake.fd(), master_fd],
@@ -157,23 +157,11 @@ fn manage(shared: &mut Shared, service: &Service) -> std::io::Result<i32> {
         mgr.reap_workers(now);
         match mgr.phase {
             Phase::Stopping { deadline, killed } => {
-                if mgr.procs.is_empty() {
+                if mgr.slots.is_empty() {
                     return Ok(mgr.exit_code);
                 }
                 if now >= deadline && !killed {
-                    for p in &mgr.procs {
-                        log::warn(&format!(
-                            "{} {} (pid {}) still running at the stop deadline; sending KILL",
-                            p.role.name(),
-                            p.id,
-                            p.pid
-                        ));
-                        let _ = sys::send_signal(p.pid, libc::SIGKILL);
-                    }
-                    mgr.phase = Phase::Stopping {
-                        deadline,
-                        killed: true,
-                    };
+                    mgr.kill_stragglers(deadline);
                 }
             }
             Phase::Running => {
@@ -186,6 +174,15 @@ fn manage(shared: &mut Shared, service: &Service) -> std::io::Result<i32> {
 }
 
 impl Manager<'_> {
+    /// How logs name a slot: `event worker 3 (pid 42)`.
+    fn what(&self, slot: &Slot) -> String {
+        format!(
+            "{} (pid {})",
+            self.pools[slot.pool].spec.label(slot.id),
+            slot.pid
+        )
+    }
+
     /// If our own loop stalled (we were SIGSTOPped, or the machine was suspended), the
     /// workers' stamps are not to be trusted against our clock: restart every age count.
     fn notice_clock_gap(&mut self, now: i64) {
@@ -203,47 +200,73 @@ impl Manager<'_> {
         match action {
             Action::Stop => self.begin_stop(false, now),
             Action::FastStop => self.begin_stop(true, now),
-            Action::Reload => {
-                log::info("rolling reload of event workers and task workers");
-                self.worker_generation += 1;
-                self.task_generation += 1;
-            }
-            Action::ReloadTasks => {
-                log::info("reloading task workers");
-                self.task_generation += 1;
-            }
-            Action::AddWorker => {
-                let next = self
-                    .worker_ids
-                    .iter()
-                    .chain(self.task_ids.iter())
-                    .max()
-                    .map_or(0, |m| m + 1);
-                self.worker_ids.push(next);
-                log::info(&format!(
-                    "TTIN: adding event worker {next} ({} now)",
-                    self.worker_ids.len()
-                ));
-            }
-            Action::RemoveWorker => {
-                if self.worker_ids.len() > 1 {
-                    if let Some(id) = self.worker_ids.pop() {
-                        log::info(&format!(
-                            "TTOU: removing event worker {id} ({} now)",
-                            self.worker_ids.len()
-                        ));
-                    }
-                } else {
-                    log::info("TTOU ignored: never fewer than one event worker");
-                }
-            }
+            Action::Reload | Action::ReloadTasks => self.reload(action),
+            Action::AddWorker => self.grow(),
+            Action::RemoveWorker => self.shrink(),
             Action::ReopenLogs => {
                 log::reopen();
-                for p in &self.procs {
+                for p in &self.slots {
                     let _ = sys::send_signal(p.pid, libc::SIGWINCH);
                 }
             }
             Action::ChildExited => {}
+        }
+    }
+
+    /// A new generation of every pool `action` reloads; `manage_workers` rolls it in.
+    fn reload(&mut self, action: Action) {
+        let mut words = Vec::new();
+        for p in self.pools.iter_mut() {
+            if p.spec.reloaded_by.contains(&action) {
+                p.generation += 1;
+                words.push(format!("{}s", p.spec.kind.word));
+            }
+        }
+        if !words.is_empty() {
+            log::info(&format!("rolling reload of {}", words.join(" and ")));
+        }
+    }
+
+    /// TTIN: one process more in each resizable pool, with the next unused id.
+    fn grow(&mut self) {
+        for i in 0..self.pools.len() {
+            if self.pools[i].spec.resize.is_none() {
+                continue;
+            }
+            let next = self
+                .pools
+                .iter()
+                .flat_map(|p| p.ids.iter())
+                .max()
+                .map_or(0, |m| m + 1);
+            let p = &mut self.pools[i];
+            p.ids.push(next);
+            log::info(&format!(
+                "TTIN: adding {} ({} now)",
+                p.spec.label(next),
+                p.ids.len()
+            ));
+        }
+    }
+
+    /// TTOU: one process fewer in each resizable pool, never below its floor.
+    fn shrink(&mut self) {
+        for p in self.pools.iter_mut() {
+            let Some(min) = p.spec.resize else { continue };
+            if p.ids.len() > min as usize {
+                if let Some(id) = p.ids.pop() {
+                    log::info(&format!(
+                        "TTOU: removing {} ({} now)",
+                        p.spec.label(id),
+                        p.ids.len()
+                    ));
+                }
+            } else {
+                log::info(&format!(
+                    "TTOU ignored: never fewer than {min} {}",
+                    p.spec.kind.word
+                ));
+            }
         }
     }
 
@@ -259,7 +282,7 @@ impl Manager<'_> {
         } else {
             self.shared.settings.max_wait_time.as_millis() as i64
         };
-        for p in &self.procs {
+        for p in &self.slots {
             let _ = sys::send_signal(p.pid, sig);
         }
         for id in self.backoff.keys() {
@@ -268,6 +291,21 @@ impl Manager<'_> {
         self.phase = Phase::Stopping {
             deadline: now + wait,
             killed: false,
+        };
+    }
+
+    /// The stop deadline passed: KILL every child still there.
+    fn kill_stragglers(&mut self, deadline: i64) {
+        for p in &self.slots {
+            log::warn(&format!(
+                "{} still running at the stop deadline; sending KILL",
+                self.what(p)
+            ));
+            let _ = sys::send_signal(p.pid, libc::SIGKILL);
+        }
+        self.phase = Phase::Stopping {
+            deadline,
+            killed: true,
         };
     }
 
@@ -281,16 +319,13 @@ impl Manager<'_> {
                     return;
                 }
             };
-            self.shared.scoreboard.remove(pid);
-            self.shared
-                .scoreboard
-                .release_connections(pid, &self.adapter_names);
-            let Some(pos) = self.procs.iter().position(|p| p.pid == pid) else {
+            self.shared.forget(pid);
+            let Some(pos) = self.slots.iter().position(|p| p.pid == pid) else {
                 continue;
             };
-            let p = self.procs.swap_remove(pos);
-            let what = format!("{} {} (pid {pid})", role_word(p.role), p.id);
-            if p.retiring_until.is_some() || self.phase != Phase::Running {
+            let p = self.slots.swap_remove(pos);
+            let what = self.what(&p);
+            if p.state.leaving() || self.phase != Phase::Running {
                 log::debug(&format!("{what} exited ({status})"));
                 continue;
             }
@@ -308,158 +343,178 @@ impl Manager<'_> {
                 continue;
             }
             let uptime = now - p.started_ms;
-            let entry = self.backoff.entry(p.id).or_default();
-            if uptime < MIN_UPTIME_MS {
-                entry.failures += 1;
-                let delay = backoff_delay(entry.failures);
-                entry.until_ms = now + delay;
-                log::error(&format!(
-                    "{what} died after {uptime} ms with {status}; respawning in {delay} ms (crash-loop backoff, failure {})",
-                    entry.failures
-                ));
-                self.shared
-                    .scoreboard
-                    .set_backoff(p.role, p.id, entry.until_ms, entry.failures);
-            } else {
-                entry.failures = 0;
-                entry.until_ms = 0;
-                log::error(&format!(
+            let crash = self.backoff.entry(p.id).or_default();
+            match crash.died(uptime, now) {
+                Some(delay) => {
+                    log::error(&format!(
+                        "{what} died after {uptime} ms with {status}; respawning in {delay} ms (crash-loop backoff, failure {})",
+                        crash.failures()
+                    ));
+                    self.shared.scoreboard.set_backoff(
+                        self.pools[p.pool].spec.kind.role,
+                        p.id,
+                        crash.until_ms(),
+                        crash.failures(),
+                    );
+                }
+                None => log::error(&format!(
                     "{what} died with {status} after {uptime} ms; respawning"
-                ));
+                )),
             }
         }
     }
 
-    /// Keeps one current-generation process per id, retires the others.
+    /// Keeps one current-generation process per id of every pool, retires the others.
     fn manage_workers(&mut self, rows: &[ProcRow], now: i64) {
-        // Workers that started draining on their own (max_request) are leaving.
+        // Processes that started draining on their own (max_request) are leaving.
         let max_wait = self.shared.settings.max_wait_time.as_millis() as i64;
-        for p in self.procs.iter_mut() {
-            if p.retiring_until.is_none()
+        for p in self.slots.iter_mut() {
+            if !p.state.leaving()
                 && row_of(rows, p.pid).map(|r| r.state) == Some(ProcState::Draining)
             {
-                p.retiring_until = Some(now + max_wait + KILL_GRACE_MS);
+                p.state = SlotState::Retiring {
+                    until: now + max_wait + KILL_GRACE_MS,
+                };
             }
         }
-        for role in [Role::Worker, Role::Task] {
-            let (ids, generation) = match role {
-                Role::Worker => (self.worker_ids.clone(), self.worker_generation),
-                _ => (self.task_ids.clone(), self.task_generation),
-            };
-            // Rolling: replace one id at a time while a new process is still starting.
-            let rolling = self
-                .procs
+        for pool in 0..self.pools.len() {
+            self.fill(pool, rows, now);
+            self.retire_unwanted(pool, rows, now + max_wait + KILL_GRACE_MS);
+        }
+    }
+
+    /// Spawns what `pool` lacks: a current-generation process for every id not waiting
+    /// out a backoff. Rolling: while a new process is still starting, an id that still
+    /// has its old process waits, so ids are replaced one at a time.
+    fn fill(&mut self, pool: usize, rows: &[ProcRow], now: i64) {
+        let generation = self.pools[pool].generation;
+        let ids = self.pools[pool].ids.clone();
+        let mine = |p: &&Slot| p.pool == pool;
+        let rolling = self
+            .slots
+            .iter()
+            .filter(mine)
+            .any(|p| p.generation < generation && !p.state.leaving());
+        let starting_new = self.slots.iter().filter(mine).any(|p| {
+            p.generation == generation
+                && row_of(rows, p.pid).is_none_or(|r| r.state == ProcState::Starting)
+        });
+        for id in ids {
+            let has_current = self
+                .slots
                 .iter()
-                .any(|p| p.role == role && p.generation < generation && p.retiring_until.is_none());
-            let starting_new = self.procs.iter().any(|p| {
-                p.role == role
-                    && p.generation == generation
-                    && row_of(rows, p.pid).is_none_or(|r| r.state == ProcState::Starting)
-            });
-            for &id in &ids {
-                let has_current = self.procs.iter().any(|p| {
-                    p.role == role
-                        && p.id == id
-                        && p.generation == generation
-                        && p.retiring_until.is_none()
-                });
-                if has_current {
+                .filter(mine)
+                .any(|p| p.id == id && p.generation == generation && !p.state.leaving());
+            if has_current {
+                continue;
+            }
+            let has_old = self
+                .slots
+                .iter()
+                .filter(mine)
+                .any(|p| p.id == id && !p.state.leaving());
+            if has_old && rolling && starting_new {
+                continue;
+            }
+            if let Some(b) = self.backoff.get(&id) {
+                if b.waiting(now) {
                     continue;
                 }
-                let has_old = self
-                    .procs
-                    .iter()
-                    .any(|p| p.role == role && p.id == id && p.retiring_until.is_none());
-                if has_old && rolling && starting_new {
-                    continue;
-                }
-                if let Some(b) = self.backoff.get(&id) {
-                    if b.until_ms > now {
-                        continue;
-                    }
-                    if b.until_ms != 0 {
-                        self.shared.scoreboard.clear_backoff(id);
-                    }
-                }
-                self.spawn(role, id, generation, now);
-                if has_old {
-                    break;
+                if b.until_ms() != 0 {
+                    self.shared.scoreboard.clear_backoff(id);
                 }
             }
-            // Retire what is no longer wanted: ids removed by TTOU, and old generations
-            // whose replacement is up and serving.
-            let mut retire = Vec::new();
-            for p in self.procs.iter() {
-                if p.role != role || p.retiring_until.is_some() {
-                    continue;
-                }
-                if !ids.contains(&p.id) {
-                    retire.push(p.pid);
-                } else if p.generation < generation {
-                    let replaced = self.procs.iter().any(|q| {
-                        q.role == role
-                            && q.id == p.id
-                            && q.generation == generation
-                            && row_of(rows, q.pid).is_some_and(|r| {
-                                matches!(r.state, ProcState::Idle | ProcState::Busy)
-                            })
-                    });
-                    if replaced {
-                        retire.push(p.pid);
-                    }
-                }
-            }
-            for pid in retire {
-                if let Some(p) = self.procs.iter_mut().find(|p| p.pid == pid) {
-                    log::info(&format!(
-                        "retiring {} {} (pid {pid})",
-                        role_word(p.role),
-                        p.id
-                    ));
-                    let _ = sys::send_signal(pid, libc::SIGTERM);
-                    p.retiring_until = Some(now + max_wait + KILL_GRACE_MS);
-                }
+            self.spawn(pool, id, generation, now);
+            if has_old {
+                break;
             }
         }
     }
 
-    /// TERM, then KILL, the processes that stopped stamping or hang in a request, and the
-    /// retiring ones past their deadline.
+    /// Retires what `pool` no longer wants: ids removed by TTOU, and old generations
+    /// whose replacement is up and serving. They get TERM and until `until` to leave.
+    fn retire_unwanted(&mut self, pool: usize, rows: &[ProcRow], until: i64) {
+        let PoolRun {
+            spec,
+            ref ids,
+            generation,
+        } = self.pools[pool];
+        let mut retire = Vec::new();
+        for p in self.slots.iter() {
+            if p.pool != pool || p.state.leaving() {
+                continue;
+            }
+            if !ids.contains(&p.id) {
+                retire.push(p.pid);
+            } else if p.generation < generation {
+                let replaced = self.slots.iter().any(|q| {
+                    q.pool == pool
+                        && q.id == p.id
+                        && q.generation == generation
+                        && row_of(rows, q.pid)
+                            .is_some_and(|r| matches!(r.state, ProcState::Idle | ProcState::Busy))
+                });
+                if replaced {
+                    retire.push(p.pid);
+                }
+            }
+        }
+        for pid in retire {
+            if let Some(p) = self.slots.iter_mut().find(|p| p.pid == pid) {
+                log::info(&format!("retiring {} (pid {pid})", spec.label(p.id)));
+                let _ = sys::send_signal(pid, libc::SIGTERM);
+                p.state = SlotState::Retiring { until };
+            }
+        }
+    }
+
+    /// TERM, then KILL, the processes that stopped stamping or hang in a request (where
+    /// their pool's liveness rules say so), and the retiring ones past their deadline.
     fn murder_workers(&mut self, rows: &[ProcRow], now: i64) {
         let s = &self.shared.settings;
         let worker_timeout = s.worker_timeout.as_millis() as i64;
         let request_timeout = s.request_timeout.as_millis() as i64;
-        let since = |t: i64| now - t.max(self.resumed_ms);
-        for p in self.procs.iter_mut() {
-            if let Some(until) = p.retiring_until {
-                if now >= until {
-                    log::warn(&format!(
-                        "{} {} (pid {}) did not finish draining in time; sending KILL",
-                        role_word(p.role),
-                        p.id,
-                        p.pid
-                    ));
-                    let _ = sys::send_signal(p.pid, libc::SIGKILL);
-                    p.retiring_until = Some(i64::MAX);
+        let resumed = self.resumed_ms;
+        let since = |t: i64| now - t.max(resumed);
+        let pools = &self.pools;
+        for p in self.slots.iter_mut() {
+            let label = || format!("{} (pid {})", pools[p.pool].spec.label(p.id), p.pid);
+            match p.state {
+                SlotState::Retiring { until } => {
+                    if now >= until {
+                        log::warn(&format!(
+                            "{} did not finish draining in time; sending KILL",
+                            label()
+                        ));
+                        let _ = sys::send_signal(p.pid, libc::SIGKILL);
+                        p.state = SlotState::Killed { retired: true };
+                    }
+                    continue;
                 }
-                continue;
-            }
-            if let Some(t) = p.murder_started {
-                if now - t >= KILL_GRACE_MS {
-                    let _ = sys::send_signal(p.pid, libc::SIGKILL);
-                    p.murder_started = Some(i64::MAX / 2);
+                SlotState::Murdering { since: t } => {
+                    if now - t >= KILL_GRACE_MS {
+                        let _ = sys::send_signal(p.pid, libc::SIGKILL);
+                        p.state = SlotState::Killed { retired: false };
+                    }
+                    continue;
                 }
-                continue;
+                SlotState::Killed { .. } => continue,
+                SlotState::Running => {}
             }
             let Some(row) = row_of(rows, p.pid) else {
                 continue;
             };
-            let reason = if worker_timeout > 0 && since(row.heartbeat_ms) > worker_timeout {
+            let rules = pools[p.pool].spec.liveness;
+            let reason = if rules.heartbeat
+                && worker_timeout > 0
+                && since(row.heartbeat_ms) > worker_timeout
+            {
                 Some(format!(
                     "no heartbeat for {} ms (worker_timeout {worker_timeout} ms)",
                     since(row.heartbeat_ms)
                 ))
-            } else if request_timeout > 0
+            } else if rules.request
+                && request_timeout > 0
                 && row.request_start_ms > 0
                 && since(row.request_start_ms) > request_timeout
             {
@@ -472,98 +527,66 @@ impl Manager<'_> {
             };
             if let Some(reason) = reason {
                 log::error(&format!(
-                    "{} {} (pid {}): {reason}; sending TERM, then KILL after {KILL_GRACE_MS} ms",
-                    role_word(p.role),
-                    p.id,
-                    p.pid
+                    "{}: {reason}; sending TERM, then KILL after {KILL_GRACE_MS} ms",
+                    label()
                 ));
                 let _ = sys::send_signal(p.pid, libc::SIGTERM);
-                p.murder_started = Some(now);
+                p.state = SlotState::Murdering { since: now };
             }
         }
     }
 
-    fn spawn(&mut self, role: Role, id: u32, generation: u64, now: i64) {
+    /// Forks process `id` of `pool`, in `generation`.
+    fn spawn(&mut self, pool: usize, id: u32, generation: u64, now: i64) {
+        let spec = self.pools[pool].spec;
         let boot = ChildBoot {
-            role,
+            role: spec.kind.role,
             id,
             generation,
         };
-        let what = format!("{} {id}", role_word(role));
+        let what = spec.label(id);
         let service = self.service;
         let manager_pid = sys::getpid();
         let result = process::spawn(self.shared, &what, |shared| {
-            child_main(shared, service, &boot, manager_pid)
+            pool::run_child(shared, service, spec, &boot, manager_pid)
         });
         match result {
             Ok(pid) => {
                 log::debug(&format!(
                     "spawned {what} (pid {pid}, generation {generation})"
                 ));
-                self.procs.push(Proc {
+                self.slots.push(Slot {
                     pid,
-                    role,
+                    pool,
                     id,
                     generation,
                     started_ms: now,
-                    retiring_until: None,
-                    murder_started: None,
+                    state: SlotState::Running,
                 });
             }
             Err(e) => {
                 // Treat like an early death so we do not spin on fork().
                 log::error(&e.to_string());
-                let entry = self.backoff.entry(id).or_default();
-                entry.failures += 1;
-                entry.until_ms = now + backoff_delay(entry.failures);
+                self.backoff.entry(id).or_default().fail(now);
             }
         }
     }
-}
-
-fn child_main(shared: &mut Shared, service: &Service, boot: &ChildBoot, manager_pid: i32) -> ! {
-    sys::proctitle::set_title(&process::title(&shared.settings, boot.role));
-    log::set_role(&format!("{} {}", role_word(boot.role), boot.id));
-    // A worker whose manager dies drains (TERM); the new manager's workers take over.
-    if let Err(e) = sys::die_with_parent(libc::SIGTERM, manager_pid) {
-        log::error(&format!("prctl(PR_SET_PDEATHSIG) failed: {e}"));
-    }
-    match boot.role {
-        Role::Task => task::run(shared, service, boot),
-        _ => worker::run(shared, service, boot),
-    }
-}
-
-/// The crash-loop delay after `failures` consecutive early deaths (≥ 1): 100 ms
-/// doubling, capped at 10 s.
-pub(crate) fn backoff_delay(failures: u32) -> i64 {
-    (BACKOFF_START_MS << failures.saturating_sub(1).min(16)).min(BACKOFF_MAX_MS)
 }
 
 fn row_of(rows: &[ProcRow], pid: i32) -> Option<&ProcRow> {
     rows.iter().find(|r| r.pid == pid)
 }
 
-fn role_word(role: Role) -> &'static str {
-    match role {
-        Role::Worker => "event worker",
-        Role::Task => "task worker",
-        Role::Manager => "manager",
-        Role::Master => "master",
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::backoff_delay;
+    use super::SlotState;
 
     #[test]
-    fn backoff_doubles_from_100_ms_to_a_10_s_cap() {
-        let delays: Vec<i64> = (1..=9).map(backoff_delay).collect();
-        assert_eq!(
-            delays,
-            [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
-        );
-        assert_eq!(backoff_delay(1000), 10_000);
+    fn only_a_retiring_process_is_expected_to_leave() {
+        assert!(!SlotState::Running.leaving());
+        assert!(SlotState::Retiring { until: 5 }.leaving());
+        assert!(!SlotState::Murdering { since: 5 }.leaving());
+        assert!(SlotState::Killed { retired: true }.leaving());
+        assert!(!SlotState::Killed { retired: false }.leaving());
     }
 }

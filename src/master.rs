@@ -1,9 +1,16 @@
 //! The master: binds every listener, takes the pid file, creates the shared memory and
-//! the task queue, forks the manager and supervises it, forwards control signals, and on
-//! its way out takes everything down and cleans up.
+//! the task queue, forks the manager and supervises it, forwards control signals, serves
+//! the admin endpoint, and on its way out takes everything down and cleans up.
 //!
-//! The listeners stay owned by the master for its whole life, so a future zero-downtime
-//! restart can hand them (FD_CLOEXEC cleared) to a new executable.
+//! Its loop reads as verbs on `Master`: wait, handle the signals (and what the admin
+//! endpoint asked), reap the manager, respawn it, advance the phase. What the children
+//! inherit (`Shared`) and what only the master holds (`MasterOnly`) are two structs:
+//! the master forks only through `Master::fork_child`, which drops the master-only
+//! part in the child before the child's code runs, and hands that code the inherited
+//! part alone.
+//!
+//! The listeners stay open in the master for its whole life, so a handoff to a new
+//! executable (a binary upgrade) can pass them on without ever closing a port.
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::OwnedFd;
@@ -12,48 +19,107 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::backoff::CrashLoop;
+use crate::daemon::{self, Launcher, Readiness};
 use crate::error::Error;
 use crate::pidfile::PidFile;
 use crate::platform::admin::{AdminAction, AdminEndpoint};
 use crate::platform::config_pull;
 use crate::platform::locator::Locator;
+use crate::pool::{self, MASTER};
 use crate::process::{self, Listener, Shared};
-use crate::scoreboard::{ProcHandle, ProcState, Role, Scoreboard};
+use crate::scoreboard::{ProcHandle, ProcState, Scoreboard};
 use crate::service::Service;
 use crate::settings::{Protocol as AdapterProtocol, Settings};
-use crate::signals::{self, Action};
-use crate::sys::{self, ExitStatus};
+use crate::signals::{self, Action, Wakeup};
+use crate::sys::{self, ident::ProcessId, ExitStatus};
 use crate::{log, manager, taskq, EXIT_BOOT_ERROR};
+
+/// How long the master waits in one turn when nothing happens.
+const TICK_MS: u64 = 10;
+/// How long after a fast stop the tree gets KILL.
+const FAST_STOP_MS: i64 = 1000;
+/// What a graceful stop allows beyond `max_wait_time` (the manager's own KILL grace,
+/// and its reaping) before the master KILLs the tree.
+const STOP_SLACK_MS: i64 = 2000;
 
 /// Where the master is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MasterPhase {
     /// Manager forked, workers not all up yet.
     Starting,
-    /// Every worker and task worker reported in.
+    /// Every pool that counts toward readiness is up; the start was reported.
     Ready,
     /// A stop was asked; waiting for the manager until the deadline (monotonic ms).
     Stopping {
         /// When the tree gets KILL.
         deadline: i64,
     },
+    /// The stop deadline passed and the tree got KILL; waiting for the manager's exit.
+    Killed,
 }
 
-/// Sends the readiness report: down the launcher's pipe (daemon), closing it so the
-/// launcher returns, or to stdout (foreground).
-fn report(shared: &mut Shared, text: &str) {
-    match shared.launcher.take() {
-        Some(fd) => {
-            use std::os::fd::AsRawFd;
-            let _ = sys::write_all_fd(fd.as_raw_fd(), format!("{text}END\n").as_bytes());
-        }
-        None => {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(text.as_bytes());
-            let _ = out.flush();
-        }
+impl MasterPhase {
+    fn stopping(self) -> bool {
+        matches!(self, MasterPhase::Stopping { .. } | MasterPhase::Killed)
     }
+}
+
+/// What only the master may hold. No child ever keeps any of it: the pid file's lock
+/// must die with the master alone, the launcher must see the master's report (not a
+/// child's silence), the admin endpoint is the master's to serve, and the life pipe's
+/// write end must close when the master dies so that every child sees EOF.
+struct MasterOnly {
+    /// The locked pid file.
+    pidfile: Option<PidFile>,
+    /// The daemon launcher's readiness pipe, until the report is sent.
+    launcher: Option<Launcher>,
+    /// The admin endpoint (`local`), with its connections.
+    admin: Option<AdminEndpoint>,
+    /// Write end of the life pipe.
+    life: Option<OwnedFd>,
+}
+
+impl MasterOnly {
+    /// In a freshly forked child: close every master-only descriptor.
+    fn close_in_child(&mut self) {
+        if let Some(p) = self.pidfile.as_mut() {
+            p.close_in_child();
+        }
+        self.pidfile = None;
+        self.launcher = None;
+        self.admin = None;
+        self.life = None;
+    }
+}
+
+/// The manager as the master supervises it.
+#[derive(Debug, Default)]
+struct ManagerSlot {
+    /// Its pid while it runs (and is not reaped yet).
+    pid: Option<i32>,
+    /// When it was forked (monotonic ms).
+    started_ms: i64,
+    /// Its early deaths in a row.
+    crash: CrashLoop,
+    /// When it is to be forked again, after a death.
+    respawn_at: Option<i64>,
+}
+
+/// The master and everything it holds while it runs.
+struct Master<'a> {
+    service: &'a Service,
+    /// What children inherit.
+    shared: Shared,
+    /// What they never do.
+    only: MasterOnly,
+    wake: Wakeup,
+    /// The master's own scoreboard row.
+    me: ProcHandle,
+    phase: MasterPhase,
+    manager: ManagerSlot,
+    /// The start fails if the pools are not up by then (monotonic ms).
+    ready_by: i64,
 }
 
 /// The shared-memory directory of the server whose master has `pid`.
@@ -65,6 +131,19 @@ pub fn shm_dir(settings: &Settings, pid: i32) -> PathBuf {
     } else {
         settings.datapath.join(name)
     }
+}
+
+/// Whether the master that created `dir` (named by `pid`) still runs: its scoreboard
+/// row gives its start time, so a pid handed to another process since does not keep a
+/// dead server's directory alive. Without a readable row, the pid alone decides.
+fn shm_owner_alive(dir: &Path, pid: i32) -> bool {
+    let recorded = Scoreboard::open_readonly(dir).ok().and_then(|sb| {
+        sb.rows()
+            .iter()
+            .find(|r| r.pid == pid && r.role == Some(MASTER.role))
+            .map(|r| r.identity())
+    });
+    recorded.unwrap_or(ProcessId { pid, start: 0 }).is_alive()
 }
 
 /// Removes the shared-memory directories of earlier masters of this server that died
@@ -85,7 +164,7 @@ fn remove_stale_shm(settings: &Settings) {
         else {
             continue;
         };
-        if !sys::process_exists(pid) {
+        if !shm_owner_alive(&e.path(), pid) {
             log::info(&format!(
                 "removing stale shared memory {}",
                 e.path().display()
@@ -167,6 +246,7 @@ fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
         .and_then(|mut it| it.next())
 }
 
+/// The adapters' listeners. Every listener the tree serves on comes from here.
 fn bind_all(settings: &Settings) -> Result<Vec<Listener>, Error> {
     let mut out = Vec::new();
     for (i, a) in settings.adapters.iter().enumerate() {
@@ -188,28 +268,51 @@ fn bind_all(settings: &Settings) -> Result<Vec<Listener>, Error> {
     Ok(out)
 }
 
+/// The admin endpoint on `local`, when one is configured.
+fn bind_admin(settings: &Settings) -> Result<Option<AdminEndpoint>, Error> {
+    let Some(ep) = &settings.local else {
+        return Ok(None);
+    };
+    let addr = resolve(&ep.host, ep.port).ok_or_else(|| {
+        Error::Config(format!(
+            "local: cannot resolve host {:?} of endpoint `{ep}`",
+            ep.host
+        ))
+    })?;
+    bind(addr, settings.backlog as i32)
+        .and_then(|l| AdminEndpoint::new(l, Locator::new(settings)))
+        .map(Some)
+        .map_err(|e| Error::io(format!("bind {addr} for the admin endpoint (local)"), e))
+}
+
 /// Starts the server in this process (already daemonized if asked) and runs the master
-/// until the server stops. Returns the process exit code.
+/// until the server stops. Returns the process exit code. A start that fails is
+/// reported to the launcher, if any, with its reason.
 pub(crate) fn run(
     settings: Settings,
     service: &Service,
-    launcher: Option<OwnedFd>,
+    launcher: Option<Launcher>,
 ) -> Result<i32, Error> {
     let mut launcher = launcher;
     let result = start_and_supervise(settings, service, &mut launcher);
-    if let (Err(e), Some(fd)) = (&result, launcher.take()) {
-        use std::os::fd::AsRawFd;
-        let _ = sys::write_all_fd(fd.as_raw_fd(), format!("ERR {e}\nEND\n").as_bytes());
+    if let Err(e) = &result {
+        if let Some(l) = launcher.take() {
+            l.send(&Readiness::Failed {
+                reason: e.to_string(),
+            });
+        }
     }
     result
 }
 
+/// Builds what the tree needs, then supervises it; whatever happens, leaves no shared
+/// memory and no pid file behind. `launcher` is handed back if no report was sent.
 fn start_and_supervise(
     settings: Settings,
     service: &Service,
-    launcher: &mut Option<OwnedFd>,
+    launcher: &mut Option<Launcher>,
 ) -> Result<i32, Error> {
-    log::set_role("master");
+    log::set_role(MASTER.word);
     log::configure(&settings);
     let pid = sys::getpid();
     if let Err(e) = sys::become_subreaper() {
@@ -224,21 +327,7 @@ fn start_and_supervise(
     })?;
     let listeners = bind_all(&settings)?;
     pull_configs(&settings, service)?;
-    let admin = match &settings.local {
-        Some(ep) => {
-            let addr = resolve(&ep.host, ep.port).ok_or_else(|| {
-                Error::Config(format!(
-                    "local: cannot resolve host {:?} of endpoint `{ep}`",
-                    ep.host
-                ))
-            })?;
-            let l = bind(addr, settings.backlog as i32)
-                .and_then(|l| AdminEndpoint::new(l, Locator::new(&settings)))
-                .map_err(|e| Error::io(format!("bind {addr} for the admin endpoint (local)"), e))?;
-            Some(l)
-        }
-        None => None,
-    };
+    let admin = bind_admin(&settings)?;
     remove_stale_shm(&settings);
     let dir = shm_dir(&settings, pid);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
@@ -250,30 +339,61 @@ fn start_and_supervise(
     } else {
         None
     };
+    let (life_read, life_write) =
+        sys::pipe().map_err(|e| Error::io("create the master's life pipe", e))?;
     let mut shared = Shared::new(
-        settings,
-        listeners,
-        scoreboard,
-        dir,
-        token,
-        task_queue,
-        Some(pidfile),
-    )?;
-    shared.launcher = launcher.take();
-    create_platform_tables(&mut shared)?;
-    if let Some(a) = &admin {
-        shared.master_only_fds = a.fds();
-    }
-    let me = shared.scoreboard.register(Role::Master, 0, 0)?;
-    me.set_state(ProcState::Idle);
-    sys::proctitle::set_title(&process::title(&shared.settings, Role::Master));
-    let wake = signals::install(&signals::TABLE.iter().map(|t| t.0).collect::<Vec<_>>())
-        .map_err(|e| Error::io("install signal handlers", e))?;
+        settings, listeners, scoreboard, dir, token, task_queue, life_read,
+    );
+    let only = MasterOnly {
+        pidfile: Some(pidfile),
+        launcher: None,
+        admin,
+        life: Some(life_write),
+    };
+    let (me, wake) = match become_master(&mut shared) {
+        Ok(x) => x,
+        Err(e) => {
+            remove_shared_memory(&shared);
+            return Err(e);
+        }
+    };
     if let Some(f) = &service.on_master_start {
         f(&shared.settings);
     }
-    let result = supervise(&mut shared, service, &wake, &me, admin);
-    // Whatever happened, leave nothing behind.
+    let ready_by = sys::monotonic_ms() + shared.settings.activating_timeout.as_millis() as i64;
+    let mut master = Master {
+        service,
+        shared,
+        only,
+        wake,
+        me,
+        phase: MasterPhase::Starting,
+        manager: ManagerSlot::default(),
+        ready_by,
+    };
+    master.only.launcher = launcher.take();
+    let result = master.supervise();
+    remove_shared_memory(&master.shared);
+    if let Some(p) = master.only.pidfile.take() {
+        p.remove();
+    }
+    *launcher = master.only.launcher.take();
+    result
+}
+
+/// The master's own part of the shared memory, its row, title and signal handlers.
+fn become_master(shared: &mut Shared) -> Result<(ProcHandle, Wakeup), Error> {
+    create_platform_tables(shared)?;
+    let me = shared.scoreboard.register(MASTER.role, 0, 0)?;
+    me.set_state(ProcState::Idle);
+    sys::proctitle::set_title(&MASTER.title(&shared.settings));
+    let wake =
+        signals::install(MASTER.signals).map_err(|e| Error::io("install signal handlers", e))?;
+    Ok((me, wake))
+}
+
+/// Removes the server's shared memory (the master's clean exit).
+fn remove_shared_memory(shared: &Shared) {
     shared.scoreboard.unlink();
     if let Some(t) = &shared.stats {
         let _ = t.unlink();
@@ -282,109 +402,120 @@ fn start_and_supervise(
         let _ = t.unlink();
     }
     let _ = std::fs::remove_dir_all(&shared.shm_dir);
-    if let Some(p) = shared.pidfile.take() {
-        p.remove();
-    }
-    *launcher = shared.launcher.take();
-    result
 }
 
-fn supervise(
-    shared: &mut Shared,
-    service: &Service,
-    wake: &signals::Wakeup,
-    me: &ProcHandle,
-    mut admin: Option<AdminEndpoint>,
-) -> Result<i32, Error> {
-    let mut manager_pid = spawn_manager(shared, service)?;
-    let mut manager_started = sys::monotonic_ms();
-    let mut failures = 0u32;
-    let mut respawn_at: Option<i64> = None;
-    let mut phase = MasterPhase::Starting;
-    let exit_code = 0;
-    let ready_by = sys::monotonic_ms() + shared.settings.activating_timeout.as_millis() as i64;
-    let adapter_names: Vec<String> = shared
-        .settings
-        .adapters
-        .iter()
-        .map(|a| a.name.clone())
-        .collect();
-    loop {
-        let mut fds = vec![wake.fd()];
-        if let Some(a) = &admin {
+impl Master<'_> {
+    /// The loop: until the server has stopped, returning the exit code.
+    fn supervise(&mut self) -> Result<i32, Error> {
+        self.spawn_manager()?;
+        loop {
+            let admin_ready = self.wait()?;
+            let now = sys::monotonic_ms();
+            let mut actions = signals::take();
+            if admin_ready {
+                actions.extend(self.serve_admin());
+            }
+            for action in actions {
+                self.handle(action, now);
+            }
+            if let Some(code) = self.reap_manager(now)? {
+                return Ok(code);
+            }
+            self.respawn_manager(now)?;
+            if let Some(code) = self.advance_phase(now)? {
+                return Ok(code);
+            }
+        }
+    }
+
+    /// Waits for a signal, admin work or the next tick; true when the admin endpoint
+    /// has something to serve.
+    fn wait(&mut self) -> Result<bool, Error> {
+        let mut fds = vec![self.wake.fd()];
+        if let Some(a) = &self.only.admin {
             fds.extend(a.fds());
         }
-        let ready = sys::poll_readable(&fds, Some(Duration::from_millis(10)))
+        let ready = sys::poll_readable(&fds, Some(Duration::from_millis(TICK_MS)))
             .map_err(|e| Error::io("poll", e))?;
         if ready[0] {
-            wake.drain();
+            self.wake.drain();
         }
-        me.heartbeat();
-        let now = sys::monotonic_ms();
-        let mut actions = signals::take();
-        if ready[1..].iter().any(|r| *r) {
-            if let Some(a) = admin.as_mut() {
-                for act in a.serve(shared) {
-                    match act {
-                        AdminAction::Shutdown => {
-                            log::info("shutdown() on the admin endpoint");
-                            actions.push(Action::Stop);
-                        }
-                        AdminAction::SetLogLevel(level) => log::set_level(level),
-                    }
+        self.me.heartbeat();
+        Ok(ready[1..].iter().any(|r| *r))
+    }
+
+    /// Answers the admin endpoint; returns the actions its requests ask for.
+    fn serve_admin(&mut self) -> Vec<Action> {
+        let Some(admin) = self.only.admin.as_mut() else {
+            return Vec::new();
+        };
+        let mut actions = Vec::new();
+        for act in admin.serve(&self.shared) {
+            match act {
+                AdminAction::Shutdown => {
+                    log::info("shutdown() on the admin endpoint");
+                    actions.push(Action::Stop);
                 }
+                AdminAction::SetLogLevel(level) => log::set_level(level),
             }
         }
-        for action in actions {
-            match action {
-                Action::Stop | Action::FastStop => {
-                    if let MasterPhase::Stopping { .. } = phase {
-                        if action == Action::Stop {
-                            continue;
-                        }
-                    }
-                    let fast = action == Action::FastStop;
-                    log::info(if fast {
-                        "fast stop requested"
-                    } else {
-                        "graceful stop requested"
-                    });
-                    let wait = if fast {
-                        1000
-                    } else {
-                        shared.settings.max_wait_time.as_millis() as i64 + 2000
-                    };
-                    phase = MasterPhase::Stopping {
-                        deadline: now + wait,
-                    };
-                    if manager_pid > 0 {
-                        let _ = sys::send_signal(manager_pid, signals::signal_for(action));
-                    }
-                }
-                Action::ChildExited => {}
-                Action::ReopenLogs => {
-                    log::reopen();
-                    if manager_pid > 0 {
-                        let _ = sys::send_signal(manager_pid, libc::SIGWINCH);
-                    }
-                }
-                other => {
-                    if manager_pid > 0 {
-                        let _ = sys::send_signal(manager_pid, signals::signal_for(other));
-                    }
-                }
+        actions
+    }
+
+    /// Acts on one signal: stops, or forwards it to the manager.
+    fn handle(&mut self, action: Action, now: i64) {
+        match action {
+            Action::Stop | Action::FastStop => self.begin_stop(action == Action::FastStop, now),
+            Action::ChildExited => {}
+            Action::ReopenLogs => {
+                log::reopen();
+                self.signal_manager(libc::SIGWINCH);
             }
+            other => self.signal_manager(signals::signal_for(other)),
         }
-        // Reap: the manager, or orphaned workers of a dead manager re-parented to us.
+    }
+
+    fn begin_stop(&mut self, fast: bool, now: i64) {
+        if self.phase.stopping() && !fast {
+            return;
+        }
+        log::info(if fast {
+            "fast stop requested"
+        } else {
+            "graceful stop requested"
+        });
+        let wait = if fast {
+            FAST_STOP_MS
+        } else {
+            self.shared.settings.max_wait_time.as_millis() as i64 + STOP_SLACK_MS
+        };
+        self.phase = MasterPhase::Stopping {
+            deadline: now + wait,
+        };
+        self.signal_manager(signals::signal_for(if fast {
+            Action::FastStop
+        } else {
+            Action::Stop
+        }));
+    }
+
+    fn signal_manager(&self, sig: i32) {
+        if let Some(pid) = self.manager.pid {
+            let _ = sys::send_signal(pid, sig);
+        }
+    }
+
+    /// Reaps the manager, and the orphaned workers of a dead manager that were
+    /// re-parented to us. Some(code) when the server has stopped.
+    fn reap_manager(&mut self, now: i64) -> Result<Option<i32>, Error> {
         while let Ok(Some((pid, status))) = sys::reap_any() {
-            shared.scoreboard.remove(pid);
-            shared.scoreboard.release_connections(pid, &adapter_names);
-            if pid != manager_pid {
+            self.shared.forget(pid);
+            if self.manager.pid != Some(pid) {
                 continue;
             }
-            manager_pid = 0;
-            if let MasterPhase::Stopping { .. } = phase {
-                return Ok(exit_code);
+            self.manager.pid = None;
+            if self.phase.stopping() {
+                return Ok(Some(0));
             }
             if status == ExitStatus::Code(EXIT_BOOT_ERROR) {
                 let msg = "a worker failed to boot (its error is logged above); server stopped"
@@ -392,128 +523,123 @@ fn supervise(
                 log::error(&msg);
                 return Err(Error::Boot(msg));
             }
-            let uptime = now - manager_started;
-            failures = if uptime < manager::MIN_UPTIME_MS {
-                failures + 1
-            } else {
-                0
-            };
-            let delay = if failures == 0 {
-                0
-            } else {
-                manager::backoff_delay(failures)
-            };
+            let uptime = now - self.manager.started_ms;
+            let delay = self.manager.crash.died(uptime, now).unwrap_or(0);
             log::error(&format!(
                 "manager process died with {status}; re-forking it in {delay} ms (its workers drain and exit)"
             ));
-            respawn_at = Some(now + delay);
+            self.manager.respawn_at = Some(now + delay);
         }
-        if let Some(at) = respawn_at {
-            if now >= at && !matches!(phase, MasterPhase::Stopping { .. }) {
-                respawn_at = None;
-                manager_pid = spawn_manager(shared, service)?;
-                manager_started = sys::monotonic_ms();
+        Ok(None)
+    }
+
+    /// Forks the manager again once its backoff has passed (never while stopping).
+    fn respawn_manager(&mut self, now: i64) -> Result<(), Error> {
+        match self.manager.respawn_at {
+            Some(at) if now >= at && !self.phase.stopping() => {
+                self.manager.respawn_at = None;
+                self.spawn_manager()
             }
+            _ => Ok(()),
         }
-        match phase {
+    }
+
+    /// Moves the phase on: reports readiness, fails a start that took too long, ends a
+    /// stop, or KILLs a tree that outlived its stop deadline. Some(code) when the
+    /// server has stopped.
+    fn advance_phase(&mut self, now: i64) -> Result<Option<i32>, Error> {
+        let manager_gone = self.manager.pid.is_none() && self.manager.respawn_at.is_none();
+        match self.phase {
             MasterPhase::Starting => {
-                if all_up(shared) {
-                    phase = MasterPhase::Ready;
-                    let text = ready_report(shared);
-                    report(shared, &text);
-                } else if now > ready_by {
+                if pool::ready(&self.shared.scoreboard.rows(), &self.shared.settings) {
+                    self.phase = MasterPhase::Ready;
+                    let lines = self.ready_lines();
+                    daemon::report(self.only.launcher.take(), Readiness::Ready { lines });
+                } else if now > self.ready_by {
                     return Err(Error::Timeout(format!(
                         "workers did not come up within activating-timeout ({} ms)",
-                        shared.settings.activating_timeout.as_millis()
+                        self.shared.settings.activating_timeout.as_millis()
                     )));
                 }
             }
             MasterPhase::Stopping { deadline } => {
-                if manager_pid == 0 && respawn_at.is_none() {
-                    return Ok(exit_code);
+                if manager_gone {
+                    return Ok(Some(0));
                 }
                 if now >= deadline {
                     log::warn("stop deadline passed; killing the whole tree");
-                    kill_tree(shared, manager_pid);
-                    if manager_pid > 0 {
-                        // Reap it so we don't leave a zombie to our own parent.
-                        let _ = sys::send_signal(manager_pid, libc::SIGKILL);
-                    }
-                    phase = MasterPhase::Stopping { deadline: i64::MAX };
-                    respawn_at = None;
+                    self.kill_tree();
+                    self.phase = MasterPhase::Killed;
+                    self.manager.respawn_at = None;
+                }
+            }
+            MasterPhase::Killed => {
+                if manager_gone {
+                    return Ok(Some(0));
                 }
             }
             MasterPhase::Ready => {}
         }
+        Ok(None)
     }
-}
 
-fn spawn_manager(shared: &mut Shared, service: &Service) -> Result<i32, Error> {
-    let master_pid = sys::getpid();
-    process::spawn(shared, "manager process", |shared| {
-        sys::proctitle::set_title(&process::title(&shared.settings, Role::Manager));
-        log::set_role("manager");
-        // The manager has no requests to finish: it goes with the master at once.
-        if let Err(e) = sys::die_with_parent(libc::SIGKILL, master_pid) {
-            log::error(&format!("prctl(PR_SET_PDEATHSIG) failed: {e}"));
+    /// KILLs every process of the tree (each checked against its recorded start time,
+    /// so a reused pid is never hit) and the manager, our child, which we then reap.
+    fn kill_tree(&self) {
+        process::kill_tree(&self.shared.scoreboard.tree());
+        self.signal_manager(libc::SIGKILL);
+    }
+
+    /// Forks a child that runs `body` with what children inherit; master-only
+    /// descriptors are closed in the child before `body` runs. The master's one way to
+    /// fork.
+    fn fork_child(&mut self, what: &str, body: impl FnOnce(&mut Shared)) -> Result<i32, Error> {
+        let only = &mut self.only;
+        process::spawn(&mut self.shared, what, |shared| {
+            only.close_in_child();
+            body(shared)
+        })
+    }
+
+    fn spawn_manager(&mut self) -> Result<(), Error> {
+        let master_pid = sys::getpid();
+        let service = self.service;
+        let pid = self.fork_child("manager process", |shared| {
+            manager::run_child(shared, service, master_pid)
+        })?;
+        self.manager.pid = Some(pid);
+        self.manager.started_ms = sys::monotonic_ms();
+        Ok(())
+    }
+
+    /// The ready report: one line per listener, then the master's.
+    fn ready_lines(&self) -> Vec<String> {
+        let shared = &self.shared;
+        let mut lines = Vec::new();
+        for l in &shared.listeners {
+            let a = &shared.settings.adapters[l.adapter];
+            let addr = l
+                .listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| a.endpoint.host_port());
+            let scheme = if a.protocol == AdapterProtocol::Tars {
+                "tars"
+            } else {
+                "http"
+            };
+            lines.push(format!(
+                "tarsfork: {} listening on {scheme}://{addr}",
+                a.name
+            ));
         }
-        manager::run(shared, service)
-    })
-}
-
-fn all_up(shared: &Shared) -> bool {
-    let rows = shared.scoreboard.rows();
-    let up = |role: Role| {
-        rows.iter()
-            .filter(|r| r.role == role && matches!(r.state, ProcState::Idle | ProcState::Busy))
-            .count()
-    };
-    up(Role::Worker) >= shared.settings.worker_num
-        && up(Role::Task) >= shared.settings.task_worker_num
-}
-
-fn ready_report(shared: &Shared) -> String {
-    let mut out = String::new();
-    for l in &shared.listeners {
-        let a = &shared.settings.adapters[l.adapter];
-        let addr = l
-            .listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| a.endpoint.host_port());
-        let scheme = if a.protocol == AdapterProtocol::Tars {
-            "tars"
-        } else {
-            "http"
-        };
-        out.push_str(&format!(
-            "tarsfork: {} listening on {scheme}://{addr}\n",
-            a.name
+        lines.push(format!(
+            "tarsfork: {} started, master pid {}, {}",
+            shared.settings.full_name(),
+            shared.master_pid,
+            pool::sizes(&shared.settings)
         ));
-    }
-    out.push_str(&format!(
-        "tarsfork: {} started, master pid {}, {} event worker(s), {} task worker(s)\n",
-        shared.settings.full_name(),
-        shared.master_pid,
-        shared.settings.worker_num,
-        shared.settings.task_worker_num
-    ));
-    out
-}
-
-/// KILLs every process in the scoreboard (checked against its recorded start time so a
-/// reused pid is never hit) and the manager.
-pub(crate) fn kill_tree(shared: &Shared, manager_pid: i32) {
-    for row in shared.scoreboard.rows() {
-        if row.pid <= 0 || row.pid == sys::getpid() {
-            continue;
-        }
-        if sys::process_start_time(row.pid) == Some(row.proc_start) {
-            let _ = sys::send_signal(row.pid, libc::SIGKILL);
-        }
-    }
-    if manager_pid > 0 {
-        let _ = sys::send_signal(manager_pid, libc::SIGKILL);
+        lines
     }
 }
 

@@ -1,5 +1,10 @@
-//! What the master sets up before forking and every child inherits: listeners, shared
-//! memory, the task queue, the master's life pipe. And the one way to fork a child.
+//! What every child inherits from the master (listeners, shared memory, the task queue,
+//! the read end of the master's life pipe, the settings), the one way to fork a child,
+//! the one way a child ends, and the one way to KILL a process tree.
+//!
+//! What only the master may hold (the pid file's lock, the launcher's readiness pipe,
+//! the admin endpoint, the life pipe's write end) is not here: it lives in the master's
+//! own struct, which no child is ever handed.
 
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -8,9 +13,11 @@ use std::path::PathBuf;
 
 use crate::error::Error;
 use crate::http::Limits;
-use crate::pidfile::PidFile;
+use crate::log;
 use crate::scoreboard::{ProcHandle, Role, Scoreboard};
 use crate::settings::Settings;
+use crate::signals::Wakeup;
+use crate::sys::ident::ProcessId;
 use crate::sys::{self, Fork};
 
 /// A bound listener of one adapter.
@@ -28,13 +35,22 @@ pub(crate) struct Listener {
 pub(crate) struct ChildBoot {
     /// Role of the child.
     pub role: Role,
-    /// Worker id.
+    /// Its id in its pool (0 for the manager).
     pub id: u32,
-    /// Reload generation.
+    /// Reload generation of its pool.
     pub generation: u64,
 }
 
-/// Everything the process tree shares, built by the master.
+/// A child that has become a member of its kind: its signal handlers installed (with
+/// signals unblocked) and its scoreboard row added.
+pub(crate) struct Started {
+    /// The wake-up pipe its loop polls.
+    pub wake: Wakeup,
+    /// Its scoreboard row.
+    pub handle: ProcHandle,
+}
+
+/// Everything a child inherits, built by the master before its first fork.
 pub(crate) struct Shared {
     pub settings: Settings,
     pub listeners: Vec<Listener>,
@@ -47,14 +63,6 @@ pub(crate) struct Shared {
     pub http_limits: Limits,
     /// Read end of the master's life pipe: EOF means the master is gone.
     master_alive_read: OwnedFd,
-    /// Write end: only the master keeps it.
-    master_alive_write: Option<OwnedFd>,
-    /// The locked pid file: only the master keeps its descriptor.
-    pub pidfile: Option<PidFile>,
-    /// The daemon launcher's readiness pipe, until the report is sent (master only).
-    pub launcher: Option<OwnedFd>,
-    /// Descriptors only the master may keep (the admin listener): closed in children.
-    pub master_only_fds: Vec<RawFd>,
     /// Call statistics (present when `<client> stat` is configured).
     pub stats: Option<crate::platform::stats::StatTable>,
     /// Application and built-in properties.
@@ -62,7 +70,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    #[allow(clippy::too_many_arguments)]
+    /// What the master built for its children; `master_alive_read` is the read end of
+    /// the life pipe whose write end only the master keeps.
     pub(crate) fn new(
         settings: Settings,
         listeners: Vec<Listener>,
@@ -70,10 +79,9 @@ impl Shared {
         shm_dir: PathBuf,
         token: u64,
         task_queue: Option<UnixDatagram>,
-        pidfile: Option<PidFile>,
-    ) -> Result<Shared, Error> {
-        let (r, w) = sys::pipe().map_err(|e| Error::io("create the master's life pipe", e))?;
-        Ok(Shared {
+        master_alive_read: OwnedFd,
+    ) -> Shared {
+        Shared {
             settings,
             listeners,
             scoreboard,
@@ -82,19 +90,28 @@ impl Shared {
             task_queue,
             master_pid: sys::getpid(),
             http_limits: Limits::default(),
-            master_alive_read: r,
-            master_alive_write: Some(w),
-            pidfile,
-            launcher: None,
-            master_only_fds: Vec::new(),
+            master_alive_read,
             stats: None,
             props: None,
-        })
+        }
     }
 
     /// The fd that becomes readable (EOF) when the master dies.
     pub(crate) fn master_alive_fd(&self) -> RawFd {
         self.master_alive_read.as_raw_fd()
+    }
+
+    /// A reaped process leaves the scoreboard, and its connections leave the adapters'
+    /// totals (a worker killed with open connections must not leak them into the count).
+    pub(crate) fn forget(&self, pid: i32) {
+        self.scoreboard.remove(pid);
+        let names: Vec<String> = self
+            .settings
+            .adapters
+            .iter()
+            .map(|a| a.name.clone())
+            .collect();
+        self.scoreboard.release_connections(pid, &names);
     }
 
     /// Adds the calling child's scoreboard row.
@@ -103,24 +120,11 @@ impl Shared {
             .register(boot.role, boot.id, boot.generation)
             .map_err(|e| std::io::Error::other(e.to_string()))
     }
-
-    /// In a fresh child: drop what only the master may hold, reset signal dispositions
-    /// (signals stay blocked until the role installs its handlers).
-    fn enter_child(&mut self) {
-        self.master_alive_write = None;
-        if let Some(p) = self.pidfile.as_mut() {
-            p.close_in_child();
-        }
-        self.pidfile = None;
-        self.launcher = None;
-        for fd in self.master_only_fds.drain(..) {
-            sys::close_fd(fd);
-        }
-        sys::reset_signal_dispositions();
-    }
 }
 
-/// Forks a child that runs `body` and never returns into the caller's code.
+/// Forks a child that runs `body` and never returns into the caller's code. In the
+/// child, signal dispositions are back to their defaults (signals stay blocked until
+/// the role installs its handlers) before `body` runs.
 pub(crate) fn spawn(
     shared: &mut Shared,
     what: &str,
@@ -129,7 +133,7 @@ pub(crate) fn spawn(
     match sys::fork() {
         Ok(Fork::Parent(pid)) => Ok(pid),
         Ok(Fork::Child) => {
-            shared.enter_child();
+            sys::reset_signal_dispositions();
             body(shared);
             // The role functions never return; if one ever did, never run the parent's code.
             sys::exit_now(1)
@@ -138,13 +142,25 @@ pub(crate) fn spawn(
     }
 }
 
-/// The title `ps` shows for a role: `<App>.<Server>: <role> process`.
-pub(crate) fn title(settings: &Settings, role: Role) -> String {
-    let what = match role {
-        Role::Master => "master process",
-        Role::Manager => "manager process",
-        Role::Worker => "event worker process",
-        Role::Task => "task worker process",
+/// Ends a child with the outcome of its role's loop: the role's exit code, or 1 with
+/// `<label> failed: <error>` logged. The log is flushed first; nothing unwinds.
+pub(crate) fn exit_with(label: &str, outcome: std::io::Result<i32>) -> ! {
+    let code = match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            log::error(&format!("{label} failed: {e}"));
+            1
+        }
     };
-    format!("{}: {what}", settings.full_name())
+    log::flush();
+    sys::exit_now(code)
+}
+
+/// KILLs every process of `tree` that is still the process recorded (a pid handed to
+/// another process since is left alone), except the caller.
+pub(crate) fn kill_tree(tree: &[ProcessId]) {
+    let me = sys::getpid();
+    for p in tree.iter().filter(|p| p.pid != me) {
+        let _ = p.signal(libc::SIGKILL);
+    }
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use tarsfork_shm::{Column, IntCell, Schema, Table, Value};
 
 use crate::error::Error;
-use crate::sys;
+use crate::sys::{self, ident::ProcessId};
 
 /// The file name of the scoreboard table inside the server's shared-memory directory.
 pub const TABLE_NAME: &str = "scoreboard";
@@ -20,37 +20,39 @@ pub const ADAPTERS_TABLE: &str = "adapters";
 /// The file name of the framework's own state (heartbeat schedule, flags).
 pub const PLATFORM_TABLE: &str = "platform";
 
-/// Which role a process plays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The role a process plays, as its scoreboard row records it. The number is the
+/// row's encoding (a `status` of another build reads it); what a role is — its title,
+/// its words, its signals, how it is supervised — is its description in `pool`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     /// Binds, supervises the manager.
     Master = 0,
-    /// Forks and watches workers.
+    /// Forks and watches the pools.
     Manager = 1,
     /// Serves requests.
-    Worker = 2,
+    EventWorker = 2,
     /// Runs tasks.
-    Task = 3,
+    TaskWorker = 3,
 }
 
 impl Role {
-    /// The word `status` prints.
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Master => "master",
-            Role::Manager => "manager",
-            Role::Worker => "worker",
-            Role::Task => "task",
-        }
+    /// Every role, for decoding.
+    pub const ALL: [Role; 4] = [
+        Role::Master,
+        Role::Manager,
+        Role::EventWorker,
+        Role::TaskWorker,
+    ];
+
+    /// The number stored in the row.
+    pub fn code(self) -> i64 {
+        self as i64
     }
 
-    fn from_i64(v: i64) -> Role {
-        match v {
-            0 => Role::Master,
-            1 => Role::Manager,
-            3 => Role::Task,
-            _ => Role::Worker,
-        }
+    /// The role a stored number names; None for a number no role has (a row written by
+    /// another build, or garbage), which must never be taken for some other role.
+    pub fn from_code(v: i64) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.code() == v)
     }
 }
 
@@ -156,8 +158,8 @@ pub struct ProcRow {
     pub key: String,
     /// Process id (0 for a backoff row).
     pub pid: i32,
-    /// Role.
-    pub role: Role,
+    /// Role; None when the stored number names no role this build knows.
+    pub role: Option<Role>,
     /// Worker id (0..N-1 workers, N.. task workers); 0 for master and manager.
     pub id: u32,
     /// Reload generation the process was started in.
@@ -182,6 +184,16 @@ pub struct ProcRow {
     pub failures: i64,
     /// The process start time in clock ticks (with the pid: one process across pid reuse).
     pub proc_start: u64,
+}
+
+impl ProcRow {
+    /// The process this row describes (pid and start time).
+    pub fn identity(&self) -> ProcessId {
+        ProcessId {
+            pid: self.pid,
+            start: self.proc_start,
+        }
+    }
 }
 
 /// The cells a process writes on its hot path.
@@ -282,12 +294,13 @@ impl Scoreboard {
 
     /// Adds the calling process's row and returns its hot-path handle.
     pub fn register(&self, role: Role, id: u32, generation: u64) -> Result<ProcHandle, Error> {
-        let pid = sys::getpid();
+        let me = ProcessId::current();
+        let pid = me.pid;
         let key = proc_key(pid);
         let now = sys::monotonic_ms();
         let values = [
             ("pid", Value::Int(pid as i64)),
-            ("role", Value::Int(role as i64)),
+            ("role", Value::Int(role.code())),
             ("id", Value::Int(id as i64)),
             ("generation", Value::Int(generation as i64)),
             ("state", Value::Int(ProcState::Starting as i64)),
@@ -299,10 +312,7 @@ impl Scoreboard {
             ("tasks_pending", Value::Int(0)),
             ("backoff_until_ms", Value::Int(0)),
             ("failures", Value::Int(0)),
-            (
-                "proc_start",
-                Value::Int(sys::process_start_time(pid).unwrap_or(0) as i64),
-            ),
+            ("proc_start", Value::Int(me.start as i64)),
         ];
         self.table.set(key.as_bytes(), &values).map_err(shm_err)?;
         let cell = |c: &str| -> Result<Cell, Error> {
@@ -328,7 +338,7 @@ impl Scoreboard {
     pub fn set_backoff(&self, role: Role, id: u32, until_ms: i64, failures: u32) {
         let values = [
             ("pid", Value::Int(0)),
-            ("role", Value::Int(role as i64)),
+            ("role", Value::Int(role.code())),
             ("id", Value::Int(id as i64)),
             ("state", Value::Int(ProcState::Backoff as i64)),
             ("backoff_until_ms", Value::Int(until_ms)),
@@ -383,7 +393,7 @@ impl Scoreboard {
         self.rows()
             .iter()
             .filter(|r| {
-                r.role == Role::Worker
+                r.role == Some(Role::EventWorker)
                     && r.pid > 0
                     && matches!(
                         r.state,
@@ -406,6 +416,16 @@ impl Scoreboard {
         }
     }
 
+    /// The processes in the table (master included), by identity: what to KILL when
+    /// the tree must go.
+    pub fn tree(&self) -> Vec<ProcessId> {
+        self.rows()
+            .iter()
+            .filter(|r| r.pid > 0)
+            .map(ProcRow::identity)
+            .collect()
+    }
+
     /// Every row, processes and backoff entries.
     pub fn rows(&self) -> Vec<ProcRow> {
         let mut out = Vec::new();
@@ -415,7 +435,7 @@ impl Scoreboard {
             out.push(ProcRow {
                 key: String::from_utf8_lossy(row.key()).into_owned(),
                 pid: int("pid") as i32,
-                role: Role::from_i64(int("role")),
+                role: Role::from_code(int("role")),
                 id: int("id") as u32,
                 generation: int("generation") as u64,
                 state: ProcState::from_i64(int("state")),
@@ -430,7 +450,8 @@ impl Scoreboard {
                 proc_start: int("proc_start") as u64,
             });
         }
-        out.sort_by_key(|r| (r.role as u8, r.id, r.started_ms));
+        // Unknown roles sort last.
+        out.sort_by_key(|r| (r.role.map_or(i64::MAX, Role::code), r.id, r.started_ms));
         out
     }
 

@@ -160,7 +160,16 @@ impl<C> Timers<C> {
             .min()
     }
 
-    /// Runs the due timers. Timers added by a callback are returned by `take_new`.
+    /// Takes over the timers a callback registered on its context (`tick` queues them
+    /// there, since a callback cannot reach the loop's timers while they run).
+    pub(crate) fn adopt(&mut self, queued: &mut Vec<(Duration, TimerFn<C>)>) {
+        for (every, f) in queued.drain(..) {
+            self.add(every, f);
+        }
+    }
+
+    /// Runs the due timers. Timers a callback adds wait in its context's queue until
+    /// [`Timers::adopt`] takes them.
     pub(crate) fn run_due(&mut self, ctx: &mut C, now: i64) {
         for (every, at, f) in self.entries.iter_mut() {
             if *at <= now {

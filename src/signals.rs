@@ -28,6 +28,18 @@ pub enum Action {
     ChildExited,
 }
 
+/// Every action: what the master and the manager act on.
+pub const ALL: &[Action] = &[
+    Action::Stop,
+    Action::FastStop,
+    Action::Reload,
+    Action::ReloadTasks,
+    Action::AddWorker,
+    Action::RemoveWorker,
+    Action::ReopenLogs,
+    Action::ChildExited,
+];
+
 /// The table: signal, meaning, and the words `README.md` uses for it.
 pub const TABLE: &[(i32, Action, &str)] = &[
     (
@@ -85,18 +97,22 @@ impl Wakeup {
     }
 }
 
-/// Installs the recording handler for `signals` (the subset of [`TABLE`] this role
-/// acts on) and returns the wake-up pipe. Call in each process after fork, after
-/// [`sys::reset_signals_in_child`]. SIGPIPE is ignored in every role.
-pub fn install(signals: &[i32]) -> std::io::Result<Wakeup> {
+/// Installs the recording handler for every signal of [`TABLE`] whose action is in
+/// `actions` (what this kind of process acts on; the rest keep their default) and
+/// returns the wake-up pipe. Call in each process after fork, once
+/// [`sys::reset_signal_dispositions`] has run and before [`sys::unblock_all_signals`].
+/// SIGPIPE is ignored in every role.
+pub fn install(actions: &[Action]) -> std::io::Result<Wakeup> {
     let (read, write) = sys::pipe()?;
     WAKE_FD.store(write.as_raw_fd(), Ordering::SeqCst);
     for flag in PENDING.iter() {
         flag.store(false, Ordering::SeqCst);
     }
     sys::ignore_signal(libc::SIGPIPE)?;
-    for &sig in signals {
-        sys::install_handler(sig, record)?;
+    for &(sig, action, _) in TABLE {
+        if actions.contains(&action) {
+            sys::install_handler(sig, record)?;
+        }
     }
     Ok(Wakeup {
         read,

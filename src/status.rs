@@ -44,7 +44,7 @@ impl ProcStatus {
         let backoff = r.state == ProcState::Backoff;
         ProcStatus {
             pid: r.pid,
-            role: r.role.name(),
+            role: crate::pool::status_word(r.role),
             id: r.id,
             generation: r.generation,
             state: r.state.name(),

@@ -7,30 +7,22 @@ use std::time::Duration;
 
 use crate::platform::heartbeat::Heartbeat;
 use crate::platform::reporter::Reporter;
-use crate::process::{ChildBoot, Shared};
+use crate::process::{ChildBoot, Shared, Started};
 use crate::scoreboard::ProcState;
 use crate::service::{Service, TaskCtx, Timers};
 use crate::signals::{self, Action};
 use crate::taskq::{self, Kind, Message};
 use crate::{log, sys, EXIT_BOOT_ERROR};
 
-/// Runs a task worker until told to stop; never returns.
-pub(crate) fn run(shared: &Shared, service: &Service, boot: &ChildBoot) -> ! {
-    let code = match serve(shared, service, boot) {
-        Ok(code) => code,
-        Err(e) => {
-            log::error(&format!("task worker {} failed: {e}", boot.id));
-            1
-        }
-    };
-    log::flush();
-    sys::exit_now(code)
-}
-
-fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> std::io::Result<i32> {
-    let wake = signals::install(&[libc::SIGTERM, libc::SIGQUIT, libc::SIGINT, libc::SIGWINCH])?;
-    sys::unblock_all_signals()?;
-    let handle = shared.register_self(boot)?;
+/// A task worker's loop (its pool's entry point): serves until told to stop and
+/// returns its exit code.
+pub(crate) fn serve(
+    shared: &Shared,
+    service: &Service,
+    boot: &ChildBoot,
+    started: Started,
+) -> std::io::Result<i32> {
+    let Started { wake, handle } = started;
     let Some(queue) = shared.task_queue.as_ref() else {
         return Ok(0);
     };
@@ -50,9 +42,7 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> std::io::Resul
             return Ok(EXIT_BOOT_ERROR);
         }
     }
-    for (every, f) in ctx.new_timers.drain(..) {
-        timers.add(every, f);
-    }
+    timers.adopt(&mut ctx.new_timers);
     // Task worker 0 (the first task worker id) does the framework's own work.
     let first_task_id = shared.settings.worker_num as u32;
     let mut heartbeat = if boot.id == first_task_id {
@@ -131,9 +121,7 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> std::io::Resul
         }
         let now = sys::monotonic_ms();
         timers.run_due(&mut ctx, now);
-        for (every, f) in ctx.new_timers.drain(..) {
-            timers.add(every, f);
-        }
+        timers.adopt(&mut ctx.new_timers);
     }
 }
 

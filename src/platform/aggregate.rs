@@ -67,7 +67,7 @@ use std::time::{Duration, Instant};
 
 use tarsfork_shm::{Column, IntCell, Schema, ShmError, Table, Value};
 
-use super::procfs;
+use crate::sys::ident::ProcessId;
 
 /// Counters per `sums` row.
 pub(crate) const WIDTH: usize = 16;
@@ -582,9 +582,9 @@ impl Store {
         local.cells = None;
         // Read before the pid: a fork in between would bump it and be noticed next time.
         let gen = FORK_GEN.load(Ordering::Relaxed);
-        let pid = crate::sys::getpid();
-        let upid = u32::try_from(pid).unwrap_or(0);
-        let start = procfs::read_stat(upid).map_or(0, |s| s.start_time);
+        let me = ProcessId::current();
+        let upid = u32::try_from(me.pid).unwrap_or(0);
+        let start = me.start;
         let mut nonce = [0u8; 8];
         nonce[..4].copy_from_slice(&upid.to_le_bytes());
         // The start time tells this process from an earlier one with the same pid.
@@ -611,7 +611,7 @@ impl Store {
         let epoch = shm("resolving the epoch in", ext, ext.int_cell(EPOCH_KEY, "c0"));
         local.cells = Some((seq?, epoch?));
         local.nonce = nonce;
-        local.pid = pid;
+        local.pid = me.pid;
         local.gen = gen;
         Ok(())
     }
@@ -842,10 +842,11 @@ impl Store {
             nonce.copy_from_slice(&key[1..]);
             let pid = row.int("c1").unwrap_or(0);
             let start = row.int("c2").unwrap_or(0);
-            let alive = procfs::process_alive(
-                u32::try_from(pid).unwrap_or(0),
-                u64::try_from(start).unwrap_or(0),
-            );
+            let alive = ProcessId {
+                pid: i32::try_from(pid).unwrap_or(0),
+                start: u64::try_from(start).unwrap_or(0),
+            }
+            .is_alive();
             procs.push((nonce, alive));
         }
         let deadline = Instant::now() + QUIESCE_WAIT;

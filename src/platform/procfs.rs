@@ -9,6 +9,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+// `/proc/<pid>/stat` has one reader, next to the process identity it yields.
+use crate::sys::ident::read_stat;
+
 /// Largest /proc file we read; every file we parse is far smaller, and the bound keeps
 /// a weird mount from making us read without limit.
 const MAX_PROC_FILE: u64 = 1 << 20;
@@ -32,21 +35,6 @@ pub enum ProcfsError {
         /// the field looked for
         field: &'static str,
     },
-}
-
-/// The fields of `/proc/<pid>/stat` we use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProcStat {
-    /// state letter (R, S, D, Z, T, ...)
-    pub state: char,
-    /// parent pid
-    pub ppid: u32,
-    /// user-mode CPU time in clock ticks
-    pub utime: u64,
-    /// kernel-mode CPU time in clock ticks
-    pub stime: u64,
-    /// start time in clock ticks since boot (with the pid it names one process)
-    pub start_time: u64,
 }
 
 /// Memory of a set of processes, in KiB.
@@ -91,33 +79,6 @@ fn pid_file(pid: u32, name: &str) -> Option<String> {
         return None;
     }
     read_bounded(&PathBuf::from(format!("/proc/{pid}/{name}"))).ok()
-}
-
-/// Parses the text of a `/proc/<pid>/stat` file.
-pub fn parse_stat(text: &str) -> Option<ProcStat> {
-    // The command name (field 2) may hold spaces and parentheses: fields resume after
-    // its last ')'.
-    let rest = text.get(text.rfind(')')? + 1..)?;
-    let fields: Vec<&str> = rest.split_whitespace().take(20).collect();
-    // After the name: state is field 3, ppid 4, utime 14, stime 15, starttime 22.
-    let field = |n: usize| fields.get(n - 3).copied();
-    let mut state_chars = field(3)?.chars();
-    let state = state_chars.next()?;
-    if state_chars.next().is_some() {
-        return None;
-    }
-    Some(ProcStat {
-        state,
-        ppid: field(4)?.parse().ok()?,
-        utime: field(14)?.parse().ok()?,
-        stime: field(15)?.parse().ok()?,
-        start_time: field(22)?.parse().ok()?,
-    })
-}
-
-/// Reads `/proc/<pid>/stat`; None if the process is gone or the file is unparsable.
-pub fn read_stat(pid: u32) -> Option<ProcStat> {
-    parse_stat(&pid_file(pid, "stat")?)
 }
 
 /// The value in KiB of a `Name:   123 kB` line of a status-like file.
@@ -248,22 +209,6 @@ pub fn system_memory() -> Result<SystemMemory, ProcfsError> {
     parse_meminfo(&text).map_err(|field| ProcfsError::Missing { path, field })
 }
 
-/// Whether the process `pid` that started at `start_time` (ticks since boot) still runs:
-/// false once it has exited (a zombie counts as exited) or its pid was reused.
-/// When /proc cannot be read but the pid exists, it is taken as alive.
-pub fn process_alive(pid: u32, start_time: u64) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
-        return false;
-    };
-    if !crate::sys::process_exists(raw) {
-        return false;
-    }
-    match read_stat(pid) {
-        Some(stat) => stat.state != 'Z' && (start_time == 0 || stat.start_time == start_time),
-        None => true,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,8 +227,6 @@ mod tests {
         if let Some(pss) = tree.pss_kib {
             assert!(pss > 0);
         }
-        assert!(process_alive(me, stat.start_time));
-        assert!(!process_alive(me, stat.start_time + 1));
     }
 
     #[test]
@@ -311,26 +254,8 @@ mod tests {
 
     #[test]
     fn missing_and_hostile_entries_are_none() {
-        assert_eq!(read_stat(0), None);
         assert_eq!(rss_kib(u32::MAX), None);
         assert_eq!(tree_memory(&[u32::MAX, 0]).processes, 0);
-        assert!(!process_alive(u32::MAX, 0));
-        for text in [
-            "",
-            ")",
-            "1 (x) R",
-            "1 (a b) R 1 2 3 4 5 6 7 8 9 10 x 12 13 14 15 16 17 18 19 20",
-            "1 (x) RR 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20",
-            "\u{0}\u{ffff})))",
-        ] {
-            assert_eq!(parse_stat(text), None, "{text:?}");
-        }
-        let ok = "7 (we) ird) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20";
-        let s = parse_stat(ok).expect("parses");
-        assert_eq!(
-            (s.state, s.ppid, s.utime, s.stime, s.start_time),
-            ('S', 1, 11, 12, 19)
-        );
         assert_eq!(
             parse_kib_field("VmRSS:\t99999999999999999999999 kB", "VmRSS"),
             None

@@ -168,7 +168,7 @@ impl Reporter {
         self.cpu = Some(sample);
         let workers = rows
             .iter()
-            .filter(|r| r.role == Role::Worker && r.pid > 0)
+            .filter(|r| r.role == Some(Role::EventWorker) && r.pid > 0)
             .count();
         let conns: i64 = shared
             .scoreboard
@@ -196,7 +196,7 @@ fn total_requests(shared: &Shared) -> i64 {
         .scoreboard
         .rows()
         .iter()
-        .filter(|r| r.role == Role::Worker)
+        .filter(|r| r.role == Some(Role::EventWorker))
         .map(|r| r.requests)
         .sum()
 }

@@ -3,6 +3,7 @@
 //! The rest of the crate never writes `unsafe`: it calls these small wrappers, which turn
 //! `-1` into `io::Error` and document why each unsafe block is sound.
 
+pub mod ident;
 pub mod proctitle;
 
 use std::ffi::CString;
@@ -38,8 +39,8 @@ pub enum Fork {
 
 /// Forks the process with every signal blocked across the call, so that no handler runs
 /// in the child before it has reset its dispositions. The child returns with signals
-/// still blocked: it must call [`reset_signals_in_child`] once its role's handlers are
-/// installed. The parent's mask is restored before returning.
+/// still blocked: it calls [`reset_signal_dispositions`], installs its role's handlers
+/// and then [`unblock_all_signals`]. The parent's mask is restored before returning.
 pub fn fork() -> io::Result<Fork> {
     let old = block_all_signals()?;
     // SAFETY: the process has no threads besides the caller (tarsfork never starts a
@@ -391,22 +392,6 @@ pub fn wall_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat):
-/// together with the pid it names one process across pid reuse.
-pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: skip past its last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Resident set size of a process in KiB, from /proc/<pid>/status.
-pub fn process_rss_kib(pid: i32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Opens (creating if needed) a file for the pid-file protocol: read-write, close-on-exec.

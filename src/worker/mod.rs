@@ -32,7 +32,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::platform::callstats::Served;
-use crate::process::{ChildBoot, Shared};
+use crate::process::{ChildBoot, Shared, Started};
 use crate::scoreboard::{ProcHandle, ProcState};
 use crate::service::{Ctx, Service, TaskClient, Timers};
 use crate::signals::{self, Action};
@@ -97,23 +97,15 @@ struct Worker<'a> {
     last_sweep: i64,
 }
 
-/// Runs an event worker until it has drained; never returns.
-pub(crate) fn run(shared: &Shared, service: &Service, boot: &ChildBoot) -> ! {
-    let code = match serve(shared, service, boot) {
-        Ok(code) => code,
-        Err(e) => {
-            log::error(&format!("event worker {} failed: {e}", boot.id));
-            1
-        }
-    };
-    log::flush();
-    sys::exit_now(code)
-}
-
-fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32> {
-    let wake = signals::install(&[libc::SIGTERM, libc::SIGQUIT, libc::SIGINT, libc::SIGWINCH])?;
-    sys::unblock_all_signals()?;
-    let handle = shared.register_self(boot)?;
+/// An event worker's loop (its pool's entry point): serves until it has drained and
+/// returns its exit code.
+pub(crate) fn serve(
+    shared: &Shared,
+    service: &Service,
+    boot: &ChildBoot,
+    started: Started,
+) -> io::Result<i32> {
+    let Started { wake, handle } = started;
     let poll = Poll::new()?;
     let registry = poll.registry();
     registry.register(&mut SourceFd(&wake.fd()), WAKE, Interest::READABLE)?;
@@ -212,9 +204,7 @@ fn serve(shared: &Shared, service: &Service, boot: &ChildBoot) -> io::Result<i32
 
 impl Worker<'_> {
     fn adopt_timers(&mut self) {
-        for (every, f) in self.app.ctx.new_timers.drain(..) {
-            self.timers.add(every, f);
-        }
+        self.timers.adopt(&mut self.app.ctx.new_timers);
     }
 
     fn event_loop(&mut self, wake: &signals::Wakeup) -> io::Result<i32> {

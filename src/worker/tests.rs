@@ -21,7 +21,7 @@ use super::requests::Requests;
 pub(super) fn app(service: &Service, max_request: u64) -> App<'_> {
     let dir = tempfile::tempdir().unwrap();
     let board = Scoreboard::create(dir.path(), 4, 1).unwrap();
-    let handle = board.register(Role::Worker, 0, 0).unwrap();
+    let handle = board.register(Role::EventWorker, 0, 0).unwrap();
     App {
         service,
         ctx: Ctx::new(0, None, None),

@@ -62,7 +62,19 @@ impl ConnBuffer {
 
     /// Appends bytes read elsewhere (the event worker reads every connection into one
     /// scratch buffer, so idle connections hold no read-sized buffer of their own).
+    #[inline]
     pub fn feed(&mut self, mut data: &[u8]) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        // The common case: it fits after what is buffered.
+        let end = self.end + data.len();
+        if let Some(dst) = self.buf.get_mut(self.end..end) {
+            dst.copy_from_slice(data);
+            self.end = end;
+            return;
+        }
         while !data.is_empty() {
             let space = self.spare();
             let n = space.len().min(data.len());

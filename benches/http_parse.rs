@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo bench -p tarsfork --bench http_parse`. Prints one `BENCH` line per case
 //! (median of 7 runs):
-//! - `http_parse`: bytes into a `ConnBuffer`, request out, buffers recycled;
+//! - `http_parse`: bytes into a `ConnBuffer` with `feed`, as the event worker's HTTP
+//!   protocol (`src/worker/http.rs`) puts each read in, request out, buffers recycled;
 //! - `http_roundtrip`: the same plus `Response::text(200, "hello")` serialized with a
 //!   cached `Date`, i.e. all the protocol work a worker does per request;
 //! - `http_pipelined16`: 16 pipelined requests per read, per-request cost.
@@ -18,20 +19,6 @@ const WRK_GET: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
 
 const ITERS: usize = 400_000;
 const RUNS: usize = 7;
-
-/// Copies `input` into the connection buffer as one read would.
-fn deliver(conn: &mut ConnBuffer, input: &[u8]) {
-    let mut rest = input;
-    while !rest.is_empty() {
-        let space = conn.spare();
-        let n = space.len().min(rest.len());
-        if let (Some(dst), Some(src)) = (space.get_mut(..n), rest.get(..n)) {
-            dst.copy_from_slice(src);
-        }
-        conn.filled(n);
-        rest = rest.get(n..).unwrap_or_default();
-    }
-}
 
 /// Runs `iters` iterations of `work` `RUNS` times; returns the median ns per request.
 fn measure(requests_per_iter: usize, mut work: impl FnMut() -> usize) -> f64 {
@@ -52,7 +39,7 @@ fn measure(requests_per_iter: usize, mut work: impl FnMut() -> usize) -> f64 {
 fn main() {
     let mut conn = ConnBuffer::new(Limits::default());
     let parse = measure(1, || {
-        deliver(&mut conn, black_box(WRK_GET));
+        conn.feed(black_box(WRK_GET));
         let mut n = 0;
         while let Ok(Some(req)) = conn.next_request() {
             black_box(req.path());
@@ -67,7 +54,7 @@ fn main() {
     let mut out = Vec::with_capacity(64 * 1024);
     let date = HttpDate::new(SystemTime::now());
     let roundtrip = measure(1, || {
-        deliver(&mut conn, black_box(WRK_GET));
+        conn.feed(black_box(WRK_GET));
         let mut n = 0;
         while let Ok(Some(req)) = conn.next_request() {
             let mut meta = req.response_meta();
@@ -93,7 +80,7 @@ fn main() {
     let batch: Vec<u8> = WRK_GET.repeat(16);
     let mut conn = ConnBuffer::new(Limits::default());
     let pipelined = measure(16, || {
-        deliver(&mut conn, black_box(&batch));
+        conn.feed(black_box(&batch));
         let mut n = 0;
         while let Ok(Some(req)) = conn.next_request() {
             let meta = req.response_meta();

@@ -9,8 +9,9 @@ use super::{HttpError, Limits, ParseStatus, Request, RequestParser};
 const INITIAL_CAPACITY: usize = 4096;
 
 /// Input side of one HTTP connection: bytes read from the socket go in, requests come out.
-/// Consumed bytes are dropped; the buffer only grows to hold one incomplete head (bodies
-/// are moved into the request as they arrive), i.e. at most about `max_header_bytes`.
+/// Consumed bytes are dropped; the buffer only grows to hold what one read or
+/// [`ConnBuffer::feed`] brought plus one incomplete head (bodies are moved into the
+/// request as they arrive), i.e. at most about one read plus `max_header_bytes`.
 #[derive(Debug)]
 pub struct ConnBuffer {
     /// Storage; `buf[start..end]` are received, unconsumed bytes. Kept zero-initialized
@@ -57,6 +58,33 @@ impl ConnBuffer {
     /// Records that `n` bytes were written at the start of [`ConnBuffer::spare`].
     pub fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(self.buf.len());
+    }
+
+    /// Appends bytes read elsewhere (the event worker reads every connection into one
+    /// scratch buffer, so idle connections hold no read-sized buffer of their own).
+    #[inline]
+    pub fn feed(&mut self, mut data: &[u8]) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        // The common case: it fits after what is buffered.
+        let end = self.end + data.len();
+        if let Some(dst) = self.buf.get_mut(self.end..end) {
+            dst.copy_from_slice(data);
+            self.end = end;
+            return;
+        }
+        while !data.is_empty() {
+            let space = self.spare();
+            let n = space.len().min(data.len());
+            let (now, rest) = data.split_at(n);
+            if let Some(dst) = space.get_mut(..n) {
+                dst.copy_from_slice(now);
+            }
+            self.filled(n);
+            data = rest;
+        }
     }
 
     /// One `read` from `source` into the buffer (a non-blocking socket, typically):

@@ -1,9 +1,10 @@
 //! HTTP/1.1 protocol layer for the "not_tars" adapters: pure parsing and serialization.
 //!
-//! Nothing here touches a socket or a process: the worker's event loop reads bytes into a
-//! [`ConnBuffer`] (or its own buffer driving a [`RequestParser`]), gets [`Request`]s out,
-//! calls the handler and serializes the [`Response`] with [`Response::write_to`] into its
-//! output buffer. A protocol error is an [`HttpError`] whose [`HttpError::response`] is
+//! Nothing here touches a socket or a process: the event worker's HTTP protocol
+//! (`src/worker/http.rs`) feeds the bytes it reads into a [`ConnBuffer`], gets
+//! [`Request`]s out, calls the handler and serializes the [`Response`] with
+//! [`Response::write_to`] into the connection's output. [`RequestParser`] is the
+//! parser underneath, for callers that keep their own buffer. A protocol error is an [`HttpError`] whose [`HttpError::response`] is
 //! written before closing that one connection.
 //!
 //! How a connection loop drives it (here the "socket" is a byte slice):

@@ -33,21 +33,15 @@ fn parse_err(limits: Limits, input: &[u8]) -> HttpError {
     }
 }
 
-/// Feeds `input` in pieces of `step` bytes through a `ConnBuffer`, collecting requests.
+/// Feeds `input` in pieces of `step` bytes through a `ConnBuffer`, as the worker feeds
+/// each read, collecting requests.
 fn feed(limits: Limits, input: &[u8], step: usize) -> Result<Vec<Request>, HttpError> {
     let mut conn = ConnBuffer::new(limits);
     let mut out = Vec::new();
     for piece in input.chunks(step) {
-        let mut rest = piece;
-        while !rest.is_empty() {
-            let space = conn.spare();
-            let n = space.len().min(rest.len());
-            space[..n].copy_from_slice(&rest[..n]);
-            conn.filled(n);
-            rest = &rest[n..];
-            while let Some(req) = conn.next_request()? {
-                out.push(req);
-            }
+        conn.feed(piece);
+        while let Some(req) = conn.next_request()? {
+            out.push(req);
         }
     }
     Ok(out)
@@ -459,6 +453,39 @@ fn recycled_buffers_are_reused() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn conn_buffer_feed_keeps_every_byte_across_growth_and_compaction() {
+    // Requests whose header value says how long it is, so a lost byte shows.
+    let value = |i: usize| -> String {
+        (0..900)
+            .map(|k| char::from(b'a' + ((i + k) % 26) as u8))
+            .collect()
+    };
+    let request = |i: usize| format!("GET /{i} HTTP/1.1\r\nX: {}\r\n\r\n", value(i)).into_bytes();
+    let check = |conn: &mut ConnBuffer, from: usize, to: usize| {
+        for i in from..to {
+            let req = conn.next_request().unwrap().expect("a whole request");
+            assert_eq!(req.path(), format!("/{i}"));
+            assert_eq!(req.header_str("x"), Some(value(i).as_str()));
+            conn.recycle(req);
+        }
+        assert!(conn.next_request().unwrap().is_none());
+    };
+    let mut conn = ConnBuffer::new(Limits::default());
+    // Over the initial storage in one feed: it grows.
+    conn.feed(&(0..6).flat_map(request).collect::<Vec<u8>>());
+    check(&mut conn, 0, 6);
+    // Half a request left behind, then more than the free room: compacted, then grown.
+    let next = request(6);
+    conn.feed(&next[..500]);
+    check(&mut conn, 6, 6);
+    let mut rest = next[500..].to_vec();
+    rest.extend((7..20).flat_map(request));
+    conn.feed(&rest);
+    check(&mut conn, 6, 20);
+    assert!(conn.is_idle());
 }
 
 #[test]

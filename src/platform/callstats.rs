@@ -12,7 +12,7 @@
 //!   address, return value = the server's code. The framework's own calls (objects named
 //!   `tars.…`: keepAlive, the reports themselves) are not recorded.
 
-use tarsfork_tars::proxy::{set_call_observer, CallError, CallRecord};
+use tarsfork_tars::proxy::{set_call_observer, CallError, CallRecord as ProxyCall};
 
 use crate::log;
 use crate::platform::stats::{Outcome, Side, StatHead, StatTable};
@@ -21,34 +21,25 @@ use crate::process::Shared;
 /// The interface name of calls to functions, servants or paths that do not exist.
 const UNKNOWN: &str = "<unknown>";
 
-/// The server-side recorder of one process.
-pub(crate) struct Served<'a> {
-    table: &'a StatTable,
-    module: String,
+/// What a protocol knows about one call it served: the kind of caller, the name called
+/// and its result. The worker adds who called, on which port and for how long
+/// ([`CallRecord`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Call<'r> {
+    /// StatMicMsgHead's master name: the kind of caller.
+    caller: &'static str,
+    /// The function or path; [`UNKNOWN`] for names that do not exist.
+    name: &'r str,
+    /// iRet, or the HTTP status.
+    ret: i32,
+    outcome: Outcome,
 }
 
-impl<'a> Served<'a> {
-    pub(crate) fn new(shared: &'a Shared) -> Option<Served<'a>> {
-        Some(Served {
-            table: shared.stats.as_ref()?,
-            module: shared.settings.client.modulename.clone(),
-        })
-    }
-
-    /// One served Tars call. Calls answered -3/-4 (no such function or servant) are
+impl<'r> Call<'r> {
+    /// A served Tars call. Calls answered -3/-4 (no such function or servant) are
     /// recorded under one name, so a client inventing names cannot fill the table.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn tars(
-        &self,
-        version: i16,
-        oneway: bool,
-        func: &str,
-        peer: &str,
-        port: i32,
-        ret: i32,
-        ms: i64,
-    ) {
-        let master = if oneway {
+    pub(crate) fn tars(version: i16, oneway: bool, func: &'r str, ret: i32) -> Self {
+        let caller = if oneway {
             "one_way_client"
         } else if version != 1 {
             "tup_client"
@@ -60,56 +51,77 @@ impl<'a> Served<'a> {
         } else {
             Outcome::Exception
         };
-        let func = if ret == -3 || ret == -4 {
+        let name = if ret == -3 || ret == -4 {
             UNKNOWN
         } else {
             func
         };
-        self.record(master, func, peer, port, ret, outcome, ms);
+        Call {
+            caller,
+            name,
+            ret,
+            outcome,
+        }
     }
 
-    /// One served HTTP request. A 404 is recorded under one name, so requests for
+    /// A served HTTP request. A 404 is recorded under one name, so requests for
     /// invented paths cannot fill the table.
-    pub(crate) fn http(&self, path: &str, peer: &str, port: i32, status: u16, ms: i64) {
-        let path = if status == 404 { UNKNOWN } else { path };
+    pub(crate) fn http(path: &'r str, status: u16) -> Self {
         let outcome = if status >= 500 {
             Outcome::Exception
         } else {
             Outcome::Success
         };
-        self.record(
-            "not_tars_client",
-            path,
-            peer,
-            port,
-            i32::from(status),
+        Call {
+            caller: "not_tars_client",
+            name: if status == 404 { UNKNOWN } else { path },
+            ret: i32::from(status),
             outcome,
-            ms,
-        );
+        }
+    }
+}
+
+/// One served call as the statistics record it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallRecord<'r> {
+    /// What was called and how it ended.
+    pub call: Call<'r>,
+    /// The client's IP.
+    pub peer: &'r str,
+    /// The adapter's port (statistics tell adapters apart by it).
+    pub port: i32,
+    /// How long serving it took.
+    pub ms: i64,
+}
+
+/// The server-side recorder of one process.
+pub(crate) struct Served<'a> {
+    table: &'a StatTable,
+    module: String,
+}
+
+impl<'a> Served<'a> {
+    /// The recorder, when `<client> stat` is configured.
+    pub(crate) fn new(shared: &'a Shared) -> Option<Served<'a>> {
+        Some(Served {
+            table: shared.stats.as_ref()?,
+            module: shared.settings.client.modulename.clone(),
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &self,
-        master: &str,
-        interface: &str,
-        peer: &str,
-        port: i32,
-        ret: i32,
-        outcome: Outcome,
-        ms: i64,
-    ) {
+    /// Records one served call.
+    pub(crate) fn record(&self, r: &CallRecord<'_>) {
         let head = StatHead {
             side: Side::Server,
-            master_name: master,
+            master_name: r.call.caller,
             slave_name: &self.module,
-            interface_name: interface,
-            master_ip: peer,
-            slave_port: port,
-            return_value: ret,
+            interface_name: r.call.name,
+            master_ip: r.peer,
+            slave_port: r.port,
+            return_value: r.call.ret,
             ..StatHead::default()
         };
-        if let Err(e) = self.table.record(&head, outcome, ms) {
+        if let Err(e) = self.table.record(&head, r.call.outcome, r.ms) {
             log::debug(&format!("stat record dropped: {e}"));
         }
     }
@@ -131,7 +143,7 @@ pub(crate) fn observe_client_calls(shared: &Shared) {
     };
     let module = shared.settings.client.modulename.clone();
     let local_ip = shared.settings.localip.clone().unwrap_or_default();
-    set_call_observer(Some(Box::new(move |c: &CallRecord<'_>| {
+    set_call_observer(Some(Box::new(move |c: &ProxyCall<'_>| {
         if c.servant.starts_with("tars.") {
             return;
         }
@@ -159,4 +171,34 @@ pub(crate) fn observe_client_calls(shared: &Shared) {
             log::debug(&format!("stat record dropped: {e}"));
         }
     })));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tars_calls_name_their_caller_and_hide_invented_names() {
+        let v1 = Call::tars(1, false, "hello", 0);
+        assert_eq!(
+            (v1.caller, v1.name, v1.outcome),
+            ("tars_client", "hello", Outcome::Success)
+        );
+        assert_eq!(Call::tars(3, false, "hello", 0).caller, "tup_client");
+        assert_eq!(Call::tars(3, true, "hello", 0).caller, "one_way_client");
+        let failed = Call::tars(1, false, "hello", -1);
+        assert_eq!((failed.name, failed.outcome), ("hello", Outcome::Exception));
+        assert_eq!(Call::tars(1, false, "invented", -3).name, UNKNOWN);
+        assert_eq!(Call::tars(1, false, "invented", -4).name, UNKNOWN);
+    }
+
+    #[test]
+    fn http_requests_count_5xx_as_exceptions_and_hide_404_paths() {
+        let ok = Call::http("/a", 200);
+        assert_eq!((ok.caller, ok.name, ok.ret), ("not_tars_client", "/a", 200));
+        assert_eq!(ok.outcome, Outcome::Success);
+        assert_eq!(Call::http("/a", 500).outcome, Outcome::Exception);
+        assert_eq!(Call::http("/a", 499).outcome, Outcome::Success);
+        assert_eq!(Call::http("/invented", 404).name, UNKNOWN);
+    }
 }

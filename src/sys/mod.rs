@@ -477,8 +477,9 @@ pub fn set_thread_name(name: &str) {
     }
 }
 
-/// Sets SO_LINGER off and shuts down the write side (lingering close, as nginx does, so
-/// that a client's request racing our close gets a FIN, not a reset).
+/// Shuts down the write side: the first step of the worker's lingering close (as nginx
+/// does), which then reads until the client's FIN so that a request racing the close
+/// gets a FIN, not a reset.
 pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     syscall!(shutdown(fd, libc::SHUT_WR)).map(|_| ())
 }

@@ -1716,7 +1716,7 @@ mod tests {
     use super::*;
 
     fn example_path() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/example.config.conf")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/example.config.conf")
     }
 
     /// A minimal valid config: `server_lines` go right after `datapath=` (their first

@@ -31,14 +31,7 @@ fn start_serves_then_stop_removes_everything() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("stopped"));
     assert!(!s.pid_file().exists(), "the owner removes its pid file");
-    let gone = wait_for(Duration::from_secs(2), || {
-        tree.iter().all(|p| !alive(*p)).then_some(())
-    });
-    assert!(
-        gone.is_some(),
-        "processes left after stop: {:?}",
-        tree.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
-    );
+    wait_gone(&tree, Duration::from_secs(2));
     let log = s.log();
     assert!(
         !log.contains(" ERROR "),
@@ -291,14 +284,7 @@ fn stop_escalates_to_kill_after_its_timeout() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(t.elapsed() < Duration::from_secs(5));
-    let gone = wait_for(Duration::from_secs(2), || {
-        tree.iter().all(|p| !alive(*p)).then_some(())
-    });
-    assert!(
-        gone.is_some(),
-        "left: {:?}",
-        tree.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
-    );
+    wait_gone(&tree, Duration::from_secs(2));
 }
 
 #[test]

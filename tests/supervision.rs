@@ -69,10 +69,8 @@ fn killed_manager_is_reforked_and_new_workers_take_over() {
     })
     .expect("manager re-forked");
     assert!(alive(master));
-    let drained = wait_for(Duration::from_secs(10), || {
-        old_workers.iter().all(|p| !alive(*p)).then_some(())
-    });
-    assert!(drained.is_some(), "old workers drain and exit");
+    // The old workers drain and exit.
+    wait_gone(&old_workers, Duration::from_secs(10));
     s.wait_role_up("worker", 2, Duration::from_secs(5));
     for _ in 0..10 {
         assert_eq!(s.get("/").0, 200);
@@ -88,16 +86,7 @@ fn killed_master_takes_the_tree_down_within_a_second_and_start_works_again() {
     let master = s.start();
     let tree = s.tree();
     kill(master, libc::SIGKILL);
-    let t = Instant::now();
-    let gone = wait_for(Duration::from_secs(3), || {
-        tree.iter().all(|p| !alive(*p)).then_some(t.elapsed())
-    });
-    let took = gone.unwrap_or_else(|| {
-        panic!(
-            "left: {:?}",
-            tree.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
-        )
-    });
+    let took = wait_gone(&tree, Duration::from_secs(3));
     assert!(
         took <= Duration::from_secs(1),
         "the tree outlived the master by {took:?}"
@@ -274,12 +263,9 @@ fn int_is_a_fast_stop_that_does_not_wait_for_requests() {
         c.until_end()
     });
     std::thread::sleep(Duration::from_millis(200));
-    let t = Instant::now();
     kill(master, libc::SIGINT);
-    let gone = wait_for(Duration::from_secs(5), || {
-        tree.iter().all(|p| !alive(*p)).then(|| t.elapsed())
-    });
-    let took = gone.expect("everything exits after INT");
+    // Everything exits after INT.
+    let took = wait_gone(&tree, Duration::from_secs(5));
     assert!(took < Duration::from_secs(3), "fast stop took {took:?}");
     assert!(!s.pid_file().exists());
     assert_eq!(

@@ -79,6 +79,19 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// Waits up to `limit` until every one of `pids` has exited; how long that took. Panics
+/// naming those still alive.
+pub fn wait_gone(pids: &[i32], limit: Duration) -> Duration {
+    let t = Instant::now();
+    wait_for(limit, || {
+        pids.iter().all(|p| !alive(*p)).then(|| t.elapsed())
+    })
+    .unwrap_or_else(|| {
+        let left: Vec<&i32> = pids.iter().filter(|p| alive(**p)).collect();
+        panic!("still running after {limit:?}: {left:?} of {pids:?}")
+    })
+}
+
 pub fn kill(pid: i32, sig: i32) {
     // SAFETY: kill(2) with a pid we started; failure (already gone) is fine.
     unsafe {
@@ -637,7 +650,7 @@ impl Conn {
         }
     }
 
-    /// Bytes read but not taken by [`Conn::replies`] or [`Conn::frames`].
+    /// Bytes read but not taken by [`Conn::take`].
     pub fn unparsed(&self) -> &[u8] {
         &self.buf
     }
@@ -653,16 +666,33 @@ impl Conn {
         }
     }
 
-    /// Takes `n` complete HTTP responses, reading as needed. When the stream ends first,
+    /// How long until the peer closes the connection, sending nothing more; panics
+    /// when it sends data, resets or holds it open past [`READ_TIMEOUT`].
+    pub fn time_to_close(&mut self) -> Duration {
+        let t = Instant::now();
+        assert_eq!(
+            self.until_end(),
+            (vec![], Outcome::Closed),
+            "closed by the peer"
+        );
+        t.elapsed()
+    }
+
+    /// Takes `n` messages that `parse` finds at the start of the bytes read (it returns
+    /// a message and the bytes it used), reading as needed. When the stream ends first,
     /// returns those that came and how it ended; `Ok` means all `n` came.
-    pub fn replies(&mut self, n: usize) -> Result<Vec<Reply>, (Vec<Reply>, Outcome)> {
+    pub fn take<T>(
+        &mut self,
+        n: usize,
+        parse: impl Fn(&[u8]) -> Option<(T, usize)>,
+    ) -> Result<Vec<T>, (Vec<T>, Outcome)> {
         let mut out = Vec::new();
         loop {
             while out.len() < n {
-                let Some((reply, used)) = parse_response(&self.buf) else {
+                let Some((item, used)) = parse(&self.buf) else {
                     break;
                 };
-                out.push(reply);
+                out.push(item);
                 self.buf.drain(..used);
             }
             if out.len() >= n {
@@ -675,6 +705,11 @@ impl Conn {
         }
     }
 
+    /// `n` HTTP responses, as [`Conn::take`] gives them.
+    pub fn replies(&mut self, n: usize) -> Result<Vec<Reply>, (Vec<Reply>, Outcome)> {
+        self.take(n, parse_response)
+    }
+
     /// `n` HTTP responses; panics (saying how the stream ended) when fewer came.
     pub fn expect_replies(&mut self, n: usize) -> Vec<Reply> {
         self.replies(n).unwrap_or_else(|(got, end)| {
@@ -682,37 +717,19 @@ impl Conn {
         })
     }
 
-    /// Takes `n` complete Tars response frames, like [`Conn::replies`].
-    pub fn frames(
-        &mut self,
-        n: usize,
-    ) -> Result<Vec<ResponsePacket>, (Vec<ResponsePacket>, Outcome)> {
-        let mut out = Vec::new();
-        loop {
-            while out.len() < n && self.buf.len() >= 4 {
-                let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
-                    as usize;
-                if self.buf.len() < len {
-                    break;
-                }
-                out.push(ResponsePacket::decode(&self.buf[4..len]).expect("a ResponsePacket"));
-                self.buf.drain(..len);
-            }
-            if out.len() >= n {
-                return Ok(out);
-            }
-            match self.read() {
-                Outcome::Data(_) => {}
-                end => return Err((out, end)),
-            }
-        }
-    }
-
     /// `n` Tars response frames; panics (saying how the stream ended) when fewer came.
     pub fn expect_frames(&mut self, n: usize) -> Vec<ResponsePacket> {
-        self.frames(n)
+        self.take(n, parse_frame)
             .unwrap_or_else(|(got, end)| panic!("{n} frames expected; got {got:?}, then {end:?}"))
     }
+}
+
+/// Parses one Tars response frame at the start of `buf`: the packet and the bytes used.
+pub fn parse_frame(buf: &[u8]) -> Option<(ResponsePacket, usize)> {
+    let head: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+    let len = u32::from_be_bytes(head) as usize;
+    let body = buf.get(4..len)?;
+    Some((ResponsePacket::decode(body).expect("a ResponsePacket"), len))
 }
 
 /// Like [`http_get`], but None instead of a panic when the connection fails.

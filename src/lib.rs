@@ -1,7 +1,7 @@
 //! tarsfork: a multi-process prefork server in the swoole style for the Tars platform.
 //!
 //! A **master** binds the listeners, owns the pid file and the shared memory, and forks a
-//! **manager**; the manager forks N **event workers** (HTTP now, Tars RPC later) and M
+//! **manager**; the manager forks N **event workers** (HTTP/1.1 and Tars RPC) and M
 //! **task workers**. An application registers its callbacks on a [`Service`] and calls
 //! [`run`], which gives it the whole `tarsfork --config=… [start|stop|…]` command.
 //!

@@ -5,7 +5,7 @@
 //! | [`Service::on_master_start`] | master, after listeners are bound | onStart |
 //! | [`Service::on_manager_start`] | manager | onManagerStart |
 //! | [`Service::on_worker_start`] / [`Service::on_worker_stop`] | each event worker | onWorkerStart / onWorkerStop |
-//! | [`Service::on_request`] | event worker, per HTTP request | onRequest |
+//! | the handler given to [`Service::new`] | event worker, per HTTP request | onRequest |
 //! | [`Service::on_task_start`] / [`Service::on_task`] | each task worker | onWorkerStart / onTask |
 //! | [`Service::on_finish`] | the event worker that sent an async task | onFinish |
 
@@ -160,7 +160,8 @@ impl<C> Timers<C> {
             .min()
     }
 
-    /// Runs the due timers. Timers added by a callback are returned by `take_new`.
+    /// Runs the due timers. A callback that calls `tick` queues its timer in its
+    /// context's `new_timers`; the process loop adds those to this set after the run.
     pub(crate) fn run_due(&mut self, ctx: &mut C, now: i64) {
         for (every, at, f) in self.entries.iter_mut() {
             if *at <= now {

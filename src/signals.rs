@@ -86,8 +86,9 @@ impl Wakeup {
 }
 
 /// Installs the recording handler for `signals` (the subset of [`TABLE`] this role
-/// acts on) and returns the wake-up pipe. Call in each process after fork, after
-/// [`sys::reset_signals_in_child`]. SIGPIPE is ignored in every role.
+/// acts on) and returns the wake-up pipe. Call in each process after fork, while
+/// signals are still blocked and after [`sys::reset_signal_dispositions`]; unblock with
+/// [`sys::unblock_all_signals`] afterwards. SIGPIPE is ignored in every role.
 pub fn install(signals: &[i32]) -> std::io::Result<Wakeup> {
     let (read, write) = sys::pipe()?;
     WAKE_FD.store(write.as_raw_fd(), Ordering::SeqCst);

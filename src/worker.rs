@@ -1,5 +1,5 @@
 //! The event worker: a mio loop that accepts on the listeners inherited from the master,
-//! serves HTTP/1.1 connections, and drains gracefully.
+//! serves HTTP/1.1 and Tars RPC connections, and drains gracefully.
 //!
 //! Draining (TERM from the manager, a rolling reload, `max_request`): stop accepting,
 //! finish every request already received, answer the next request on each keep-alive

@@ -12,11 +12,11 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Runs a libc call and turns a `-1` result into the thread's `errno` as `io::Error`.
-#[allow(unused_macros)]
+/// The macro hides an `unsafe` block: each use carries the `// SAFETY:` note that says
+/// why its arguments meet the C contract of the call.
 macro_rules! syscall {
     ($fn:ident ( $($arg:expr),* $(,)? )) => {{
-        // SAFETY: the caller of the macro passes arguments that satisfy the C contract of
-        // `$fn`; each call site documents them.
+        // SAFETY: see the note at the macro's use.
         #[allow(unused_unsafe)]
         let res = unsafe { libc::$fn($($arg),*) };
         if res == -1 {
@@ -38,8 +38,8 @@ pub enum Fork {
 
 /// Forks the process with every signal blocked across the call, so that no handler runs
 /// in the child before it has reset its dispositions. The child returns with signals
-/// still blocked: it must call [`reset_signals_in_child`] once its role's handlers are
-/// installed. The parent's mask is restored before returning.
+/// still blocked: it calls [`reset_signal_dispositions`], installs its role's handlers,
+/// then [`unblock_all_signals`]. The parent's mask is restored before returning.
 pub fn fork() -> io::Result<Fork> {
     let old = block_all_signals()?;
     // SAFETY: the process has no threads besides the caller (tarsfork never starts a
@@ -138,6 +138,7 @@ pub fn ignore_signal(sig: i32) -> io::Result<()> {
 /// Asks the kernel to send `sig` to this process when its parent thread exits, and
 /// closes the race where the parent died before the request was made.
 pub fn die_with_parent(sig: i32, expected_parent: i32) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number by value; no pointer is passed.
     syscall!(prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0))?;
     // The parent may have died between fork() and prctl(): then we were re-parented and
     // no death signal will ever come, so act now.
@@ -150,6 +151,7 @@ pub fn die_with_parent(sig: i32, expected_parent: i32) -> io::Result<()> {
 /// Makes this process the reaper of its orphaned descendants (workers whose manager died
 /// re-parent to the master, which then reaps them instead of init).
 pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes a flag by value; no pointer is passed.
     syscall!(prctl(
         libc::PR_SET_CHILD_SUBREAPER,
         1 as libc::c_ulong,
@@ -180,6 +182,7 @@ pub fn getuid() -> u32 {
 
 /// Sends `sig` to `pid` (0 checks existence only).
 pub fn send_signal(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill(2) takes two integers; no memory is involved.
     syscall!(kill(pid, sig)).map(|_| ())
 }
 
@@ -268,6 +271,7 @@ pub fn exit_now(code: i32) -> ! {
 /// A non-blocking, close-on-exec pipe: (read end, write end).
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two ints into `fds`, a live array of exactly two.
     syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
     // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -332,12 +336,14 @@ pub fn write_all_fd(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
 
 /// Switches an fd between blocking and non-blocking mode.
 pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL takes no argument and only reads the descriptor's flags.
     let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
     let flags = if on {
         flags | libc::O_NONBLOCK
     } else {
         flags & !libc::O_NONBLOCK
     };
+    // SAFETY: F_SETFL takes the flags by value; a bad fd is an EBADF error, not UB.
     syscall!(fcntl(fd, libc::F_SETFL, flags)).map(|_| ())
 }
 
@@ -393,20 +399,13 @@ pub fn wall_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat):
+/// A process's start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`):
 /// together with the pid it names one process across pid reuse.
 pub fn process_start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses: skip past its last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Resident set size of a process in KiB, from /proc/<pid>/status.
-pub fn process_rss_kib(pid: i32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Opens (creating if needed) a file for the pid-file protocol: read-write, close-on-exec.
@@ -425,6 +424,7 @@ pub fn open_rw_create(path: &Path, mode: u32) -> io::Result<OwnedFd> {
 
 /// Tries to take an exclusive `flock` without waiting. `Ok(false)`: someone holds it.
 pub fn try_flock_exclusive(fd: &OwnedFd) -> io::Result<bool> {
+    // SAFETY: flock on a descriptor `fd` keeps open for the duration of the call.
     match syscall!(flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)) {
         Ok(_) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
@@ -436,6 +436,8 @@ pub fn try_flock_exclusive(fd: &OwnedFd) -> io::Result<bool> {
 pub fn fd_identity(fd: &OwnedFd) -> io::Result<(u64, u64)> {
     // SAFETY: stat is plain data; fstat fills it for a valid open descriptor.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes one `stat` into `st`, which lives on this frame; `fd` is
+    // open for the duration of the call.
     syscall!(fstat(fd.as_raw_fd(), &mut st))?;
     Ok((st.st_dev, st.st_ino))
 }
@@ -449,6 +451,7 @@ pub fn path_identity(path: &Path) -> io::Result<(u64, u64)> {
 
 /// Starts a new session (the daemon detaches from the launching terminal).
 pub fn setsid() -> io::Result<()> {
+    // SAFETY: setsid takes no argument.
     syscall!(setsid()).map(|_| ())
 }
 
@@ -465,19 +468,9 @@ pub fn redirect_fd(target: RawFd, path: Option<&Path>) -> io::Result<()> {
             .write(true)
             .open("/dev/null")?,
     };
+    // SAFETY: dup2 on `file`'s open descriptor; replacing `target` (0, 1 or 2) is the
+    // point, and the std handles that use those numbers keep working on the new file.
     syscall!(dup2(file.as_raw_fd(), target)).map(|_| ())
-}
-
-/// Clears FD_CLOEXEC so the fd survives an exec (a zero-downtime restart hands listeners on).
-pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
-    let flags = syscall!(fcntl(fd, libc::F_GETFD))?;
-    syscall!(fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC)).map(|_| ())
-}
-
-/// Whether FD_CLOEXEC is set (tests assert it on every socket).
-pub fn is_cloexec(fd: RawFd) -> io::Result<bool> {
-    let flags = syscall!(fcntl(fd, libc::F_GETFD))?;
-    Ok(flags & libc::FD_CLOEXEC != 0)
 }
 
 /// Sets the thread name the kernel shows in `comm` (ps -o comm, top): at most 15 bytes.
@@ -492,9 +485,12 @@ pub fn set_thread_name(name: &str) {
     }
 }
 
-/// Sets SO_LINGER off and shuts down the write side (lingering close, as nginx does, so
-/// that a client's request racing our close gets a FIN, not a reset).
+/// Shuts down the write side: the first step of a lingering close (as nginx does): the
+/// client gets a FIN after our last answer while we go on reading until its own FIN, so
+/// a request racing our close is read and dropped instead of turning into a reset that
+/// would destroy the answer in flight.
 pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
+    // SAFETY: shutdown takes two integers; a bad fd is an error, not UB.
     syscall!(shutdown(fd, libc::SHUT_WR)).map(|_| ())
 }
 

@@ -108,7 +108,7 @@ pub fn main(service: Service) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    log::set_level(log_level(&settings));
+    log::set_level(settings.loglevel);
     let result = match cli.command.unwrap_or(Command::Start) {
         Command::Start => start(settings, &service),
         Command::Stop { timeout } => stop(&settings, timeout).map(|_| 0),
@@ -127,10 +127,6 @@ pub fn main(service: Service) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn log_level(settings: &Settings) -> log::Level {
-    log::Level::parse(settings.loglevel.as_str()).unwrap_or(log::Level::Info)
 }
 
 fn load_settings(cli: &Cli) -> Result<Settings, String> {
@@ -201,11 +197,7 @@ fn daemon_main(settings: Settings, service: &Service, ready: std::os::fd::OwnedF
         report(&format!("setsid() failed: {e}"));
         return 1;
     }
-    let log_file = settings.log_file().unwrap_or_else(|| {
-        settings
-            .datapath
-            .join(format!("{}.log", settings.full_name()))
-    });
+    let log_file = settings.daemon_log_file();
     if let Some(dir) = log_file.parent() {
         if let Err(e) = std::fs::create_dir_all(dir) {
             report(&format!(
@@ -260,11 +252,7 @@ fn wait_for_readiness(r: std::os::fd::OwnedFd, settings: &Settings) -> Result<u8
         println!("{line}");
     }
     if !ok {
-        let log = settings.log_file().unwrap_or_else(|| {
-            settings
-                .datapath
-                .join(format!("{}.log", settings.full_name()))
-        });
+        let log = settings.daemon_log_file();
         return Err(Error::Config(format!(
             "the server exited while starting; see {}",
             log.display()

@@ -12,6 +12,7 @@
 //! }
 //! ```
 
+mod calendar;
 pub mod cli;
 pub mod config;
 pub mod error;

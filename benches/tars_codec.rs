@@ -1,8 +1,8 @@
 //! Bench of the TARS codec on the stat report a server sends every minute: a
 //! `map<StatMicMsgHead, StatMicMsgBody>` of 1000 entries (the argument of
 //! `StatF.reportMicMsg`), encoded and decoded by this crate and, in the same run, by
-//! @tars/stream 2.0.3 in node (`tests/interop/codec_bench.js`, installed by
-//! `npm ci --prefix tests/interop`).
+//! @tars/stream 2.0.3 in node (`tests/interop/codec_bench.js`; the bench runs
+//! `npm ci` there when the packages are missing).
 //!
 //! Run: `cargo bench -p tarsfork --bench tars_codec`. Prints
 //! `BENCH tars_codec_statmsg encode_us=… decode_us=… tarsjs_encode_us=… tarsjs_decode_us=… ratio=…`
@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::error::Error;
 use std::hint::black_box;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,7 @@ use tarsfork_tars::codec::{TarsReader, TarsWriter};
 
 #[path = "../tars/tests/support/structs.rs"]
 mod structs;
+mod support;
 
 use structs::{StatMicMsgBody, StatMicMsgHead};
 
@@ -103,14 +103,7 @@ fn from_hex(hex: &str) -> Result<Vec<u8>, Box<dyn Error>> {
 /// Runs codec_bench.js on `encoded`; returns its JSON answer. Kills node (by its pid)
 /// after two minutes.
 fn run_tarsjs(encoded: &[u8]) -> Result<serde_json::Value, Box<dyn Error>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
-    if !dir.join("node_modules/@tars/stream").is_dir() {
-        return Err(format!(
-            "@tars/stream missing in {}: run `npm ci --prefix tests/interop`",
-            dir.display()
-        )
-        .into());
-    }
+    let dir = support::interop_peers()?;
     let input = serde_json::json!({"hex": to_hex(encoded), "iters": JS_ITERS, "runs": JS_RUNS});
     let mut child = Command::new("node")
         .arg("codec_bench.js")

@@ -549,10 +549,7 @@ impl Drop for Node {
 
 /// Starts `n` Tars.js servers, or says why it cannot.
 fn start_nodes(n: usize) -> Result<Vec<Node>, String> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
-    if !dir.join("node_modules/@tars/rpc").is_dir() {
-        return Err("tars_rpc_not_installed(npm ci --prefix tests/interop)".into());
-    }
+    let dir = interop_peers().map_err(|e| e.replace(' ', "_"))?;
     let mut nodes = Vec::new();
     for _ in 0..n {
         let mut child = Command::new("node")

@@ -107,7 +107,7 @@ pub fn main(service: Service) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    log::set_level(log_level(&settings));
+    log::set_level(settings.loglevel);
     let result = match cli.command.unwrap_or(Command::Start) {
         Command::Start => start(settings, &service),
         Command::Stop { timeout } => stop(&settings, timeout).map(|_| 0),
@@ -126,10 +126,6 @@ pub fn main(service: Service) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn log_level(settings: &Settings) -> log::Level {
-    log::Level::parse(settings.loglevel.as_str()).unwrap_or(log::Level::Info)
 }
 
 fn load_settings(cli: &Cli) -> Result<Settings, String> {

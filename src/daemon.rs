@@ -8,7 +8,6 @@
 //! foreground the same report goes to stdout.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
 
 use crate::error::Error;
 use crate::log;
@@ -121,15 +120,6 @@ pub(crate) fn report(launcher: Option<Launcher>, report: Readiness) {
     }
 }
 
-/// Where a daemon's standard streams and log go when no `logpath` is set.
-pub(crate) fn log_path(settings: &Settings) -> PathBuf {
-    settings.log_file().unwrap_or_else(|| {
-        settings
-            .datapath
-            .join(format!("{}.log", settings.full_name()))
-    })
-}
-
 /// Starts the server as a daemon: forks, and in the child detaches and runs `master`
 /// (which reports readiness on the [`Launcher`] it is given and returns the exit code).
 /// The calling process waits for the report and returns the command's exit code.
@@ -168,7 +158,7 @@ fn detach(
     if let Err(e) = sys::setsid() {
         return fail(launcher, format!("setsid() failed: {e}"));
     }
-    let log_file = log_path(&settings);
+    let log_file = settings.daemon_log_file();
     if let Some(dir) = log_file.parent() {
         if let Err(e) = std::fs::create_dir_all(dir) {
             return fail(
@@ -219,7 +209,7 @@ fn wait_for_readiness(r: OwnedFd, settings: &Settings) -> Result<u8, Error> {
         Some(Readiness::Failed { reason }) => Err(Error::Config(reason)),
         None => Err(Error::Config(format!(
             "the server exited while starting; see {}",
-            log_path(settings).display()
+            settings.daemon_log_file().display()
         ))),
     }
 }

@@ -13,6 +13,7 @@
 //! ```
 
 mod backoff;
+mod calendar;
 pub mod cli;
 pub mod config;
 mod daemon;

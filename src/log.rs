@@ -50,72 +50,31 @@ use std::sync::{Mutex, OnceLock};
 
 use tarsfork_shm::{Column, IntCell, Schema, Table, Value};
 
+use crate::calendar::UtcTime;
 use crate::settings::{LogLevel, Settings};
 use crate::sys;
 
 /// How often (at most) a process compares its stderr with the log path.
 pub const CHECK_INTERVAL_MS: i64 = 1000;
 
-/// Log levels, most verbose first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    /// Details for developers.
-    Debug = 0,
-    /// Lifecycle events.
-    Info = 1,
-    /// Something went wrong and was handled.
-    Warn = 2,
-    /// Something failed.
-    Error = 3,
-    /// Nothing is written (the platform's `NONE`); never used for a line.
-    Off = 4,
-}
-
-impl Level {
-    /// Parses `DEBUG`, `INFO`, `WARN`, `ERROR`, `NONE` (any case; `TARS`, the platform's
-    /// most verbose level, is `DEBUG` here; `NONE` is [`Level::Off`]).
-    pub fn parse(s: &str) -> Option<Level> {
-        match s.trim().to_ascii_uppercase().as_str() {
-            "DEBUG" | "TARS" => Some(Level::Debug),
-            "INFO" => Some(Level::Info),
-            "WARN" | "WARNING" => Some(Level::Warn),
-            "ERROR" => Some(Level::Error),
-            "NONE" | "OFF" => Some(Level::Off),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Level::Debug => "DEBUG",
-            Level::Info => "INFO ",
-            Level::Warn => "WARN ",
-            Level::Error => "ERROR",
-            Level::Off => "OFF  ",
-        }
-    }
-
-    fn from_u8(v: u8) -> Level {
-        match v {
-            0 => Level::Debug,
-            1 => Level::Info,
-            2 => Level::Warn,
-            3 => Level::Error,
-            _ => Level::Off,
-        }
+/// How a line of `level` starts after its timestamp (five columns).
+fn label(level: LogLevel) -> &'static str {
+    match level {
+        LogLevel::None => "NONE ",
+        LogLevel::Error => "ERROR",
+        LogLevel::Warn => "WARN ",
+        LogLevel::Info => "INFO ",
+        LogLevel::Debug | LogLevel::Tars => "DEBUG",
     }
 }
 
-impl From<LogLevel> for Level {
-    fn from(l: LogLevel) -> Level {
-        match l {
-            LogLevel::None => Level::Off,
-            LogLevel::Error => Level::Error,
-            LogLevel::Warn => Level::Warn,
-            LogLevel::Info => Level::Info,
-            LogLevel::Debug | LogLevel::Tars => Level::Debug,
-        }
-    }
+/// The level stored as `level as u8` (in [`LEVEL`] or the shared cell); an unknown
+/// value (never stored) reads as INFO.
+fn level_from_u8(v: u8) -> LogLevel {
+    LogLevel::ALL
+        .into_iter()
+        .find(|l| *l as u8 == v)
+        .unwrap_or(LogLevel::Info)
 }
 
 /// What can go wrong while setting logging up.
@@ -150,7 +109,7 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Log
 }
 
 /// The level before [`configure`] made it shared (and the fallback if that failed).
-static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+static LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Info as u8);
 static SHARED: OnceLock<SharedLevel> = OnceLock::new();
 static ROLE: Mutex<String> = Mutex::new(String::new());
 static SINK: Mutex<Sink> = Mutex::new(Sink::new());
@@ -164,7 +123,7 @@ const LEVEL_KEY: &[u8] = b"level";
 
 impl SharedLevel {
     /// Creates the one-row table at `path` holding `level`; the file stays on disk.
-    fn create_at(path: &Path, level: Level) -> Result<SharedLevel, LogError> {
+    fn create_at(path: &Path, level: LogLevel) -> Result<SharedLevel, LogError> {
         let err = |source| LogError::SharedLevel {
             path: path.to_path_buf(),
             source,
@@ -186,7 +145,7 @@ impl SharedLevel {
     /// Creates the table in `dir` under a unique name and unlinks it at once: the
     /// mapping lives on in this process and every child forked later, and no file is
     /// left behind whatever way the server ends.
-    fn create_anonymous(dir: &Path, level: Level) -> Result<SharedLevel, LogError> {
+    fn create_anonymous(dir: &Path, level: LogLevel) -> Result<SharedLevel, LogError> {
         let path = dir.join(format!(
             "tarsfork-loglevel.{}.{}.{}",
             sys::getuid(),
@@ -199,10 +158,10 @@ impl SharedLevel {
     }
 
     fn get(&self) -> u8 {
-        u8::try_from(self.cell.load()).unwrap_or(Level::Info as u8)
+        u8::try_from(self.cell.load()).unwrap_or(LogLevel::Info as u8)
     }
 
-    fn set(&self, level: Level) {
+    fn set(&self, level: LogLevel) {
         self.cell.store(level as u8 as i64);
     }
 }
@@ -234,14 +193,14 @@ impl Sink {
 
     /// Called before a line of `len` bytes is written at `now_ms`; returns what to
     /// report about a check it made (logged by the caller, outside the lock).
-    fn before_write(&mut self, now_ms: i64, len: usize) -> Option<(Level, String)> {
+    fn before_write(&mut self, now_ms: i64, len: usize) -> Option<(LogLevel, String)> {
         let path = self.path.clone()?;
         if !self.check_due(now_ms, len) {
             return None;
         }
         match check(&path, self.max_size, self.keep) {
             Ok(Checked::Rotated) => Some((
-                Level::Info,
+                LogLevel::Info,
                 format!(
                     "log file reached {} bytes; rotated it to {}.1",
                     self.max_size,
@@ -249,7 +208,7 @@ impl Sink {
                 ),
             )),
             Ok(_) => None,
-            Err(e) => Some((Level::Error, format!("log file check: {e}"))),
+            Err(e) => Some((LogLevel::Error, format!("log file check: {e}"))),
         }
     }
 }
@@ -396,7 +355,7 @@ pub fn configure(settings: &Settings) {
         s.keep = settings.lognum;
         s.next_check_ms = 0;
     }
-    let level = Level::from(settings.loglevel);
+    let level = settings.loglevel;
     LEVEL.store(level as u8, Ordering::Relaxed);
     if let Some(shared) = SHARED.get() {
         shared.set(level);
@@ -420,7 +379,7 @@ pub fn configure(settings: &Settings) {
 
 /// Sets the minimum level written. After [`configure`] the level is one for the whole
 /// server, so this changes it in every process (the same as [`set_shared_level`]).
-pub fn set_level(level: Level) {
+pub fn set_level(level: LogLevel) {
     LEVEL.store(level as u8, Ordering::Relaxed);
     if let Some(shared) = SHARED.get() {
         shared.set(level);
@@ -430,14 +389,14 @@ pub fn set_level(level: Level) {
 /// Sets the level of every process of the server (`tars.setloglevel`); callable from
 /// any process. Returns false when [`configure`] did not make the level shared, in which
 /// case only this process changed.
-pub fn set_shared_level(level: Level) -> bool {
+pub fn set_shared_level(level: LogLevel) -> bool {
     set_level(level);
     SHARED.get().is_some()
 }
 
 /// The minimum level written right now.
-pub fn level() -> Level {
-    Level::from_u8(threshold())
+pub fn level() -> LogLevel {
+    level_from_u8(threshold())
 }
 
 fn threshold() -> u8 {
@@ -474,8 +433,13 @@ pub fn reopen() {
     }
 }
 
-fn write(level: Level, msg: &str) {
-    if (level as u8) < threshold() {
+/// Whether a line at `line` is written while the server's level is `server` (as u8).
+fn enabled(line: LogLevel, server: u8) -> bool {
+    line as u8 <= server
+}
+
+fn write(level: LogLevel, msg: &str) {
+    if !enabled(level, threshold()) {
         return;
     }
     let now = sys::wall_ms();
@@ -483,7 +447,7 @@ fn write(level: Level, msg: &str) {
     let line = format!(
         "{} {} [{} pid {}] {}\n",
         timestamp(now),
-        level.name(),
+        label(level),
         if role.is_empty() { "tarsfork" } else { &role },
         sys::getpid(),
         msg
@@ -503,19 +467,19 @@ fn write(level: Level, msg: &str) {
 
 /// Logs at DEBUG.
 pub fn debug(msg: &str) {
-    write(Level::Debug, msg)
+    write(LogLevel::Debug, msg)
 }
 /// Logs at INFO.
 pub fn info(msg: &str) {
-    write(Level::Info, msg)
+    write(LogLevel::Info, msg)
 }
 /// Logs at WARN.
 pub fn warn(msg: &str) {
-    write(Level::Warn, msg)
+    write(LogLevel::Warn, msg)
 }
 /// Logs at ERROR.
 pub fn error(msg: &str) {
-    write(Level::Error, msg)
+    write(LogLevel::Error, msg)
 }
 
 /// Nothing is buffered (stderr is unbuffered); kept so exits read as intended.
@@ -525,31 +489,17 @@ pub fn flush() {
 
 /// `YYYY-MM-DD HH:MM:SS.mmm` in UTC, from epoch milliseconds.
 pub fn timestamp(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let t = UtcTime::from_unix(ms.div_euclid(1000));
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{millis:03}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        ms.rem_euclid(1000)
     )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -565,34 +515,44 @@ mod tests {
 
     #[test]
     fn levels_parse_as_the_platform_writes_them() {
-        assert_eq!(Level::parse("debug"), Some(Level::Debug));
-        assert_eq!(Level::parse(" TARS "), Some(Level::Debug));
-        assert_eq!(Level::parse("Info"), Some(Level::Info));
-        assert_eq!(Level::parse("warning"), Some(Level::Warn));
-        assert_eq!(Level::parse("ERROR"), Some(Level::Error));
-        assert_eq!(Level::parse("none"), Some(Level::Off));
-        assert_eq!(Level::parse("loud"), None);
-        assert_eq!(Level::parse(""), None);
+        assert_eq!(LogLevel::parse("debug"), Some(LogLevel::Debug));
+        assert_eq!(LogLevel::parse(" TARS "), Some(LogLevel::Tars));
+        assert_eq!(LogLevel::parse("Info"), Some(LogLevel::Info));
+        assert_eq!(LogLevel::parse("warning"), Some(LogLevel::Warn));
+        assert_eq!(LogLevel::parse("ERROR"), Some(LogLevel::Error));
+        assert_eq!(LogLevel::parse("none"), Some(LogLevel::None));
+        assert_eq!(LogLevel::parse("off"), Some(LogLevel::None));
+        assert_eq!(LogLevel::parse("loud"), None);
+        assert_eq!(LogLevel::parse(""), None);
     }
 
     #[test]
-    fn every_config_level_maps_and_none_writes_nothing() {
-        for l in [
-            LogLevel::None,
-            LogLevel::Error,
-            LogLevel::Warn,
-            LogLevel::Info,
-            LogLevel::Debug,
-            LogLevel::Tars,
-        ] {
-            // The config spelling and the admin command's spelling agree.
-            assert_eq!(Level::parse(l.as_str()), Some(Level::from(l)), "{l}");
+    fn each_level_writes_the_lines_at_or_below_it() {
+        for l in LogLevel::ALL {
+            // The stored form reads back as the same level.
+            assert_eq!(level_from_u8(l as u8), l);
+            assert_eq!(LogLevel::parse(l.as_str()), Some(l), "{l}");
         }
-        // Nothing is below Off, so no line passes the check.
-        assert!(Level::Error < Level::Off);
-        for v in 0..=5u8 {
-            assert_eq!(Level::from_u8(v) as u8, v.min(4));
-        }
+        let written = |server: LogLevel| -> Vec<LogLevel> {
+            [
+                LogLevel::Error,
+                LogLevel::Warn,
+                LogLevel::Info,
+                LogLevel::Debug,
+            ]
+            .into_iter()
+            .filter(|line| enabled(*line, server as u8))
+            .collect()
+        };
+        assert_eq!(written(LogLevel::None), []);
+        assert_eq!(written(LogLevel::Warn), [LogLevel::Error, LogLevel::Warn]);
+        assert_eq!(
+            written(LogLevel::Tars).len(),
+            4,
+            "TARS writes DEBUG lines too"
+        );
+        assert_eq!(level_from_u8(200), LogLevel::Info);
+        assert_eq!(label(LogLevel::Tars), "DEBUG");
     }
 
     fn fill(path: &Path, tag: &str, bytes: usize) {
@@ -716,25 +676,25 @@ mod tests {
     fn a_second_mapping_sees_the_shared_level() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("level");
-        let shared = SharedLevel::create_at(&path, Level::Info).expect("create");
-        assert_eq!(shared.get(), Level::Info as u8);
+        let shared = SharedLevel::create_at(&path, LogLevel::Info).expect("create");
+        assert_eq!(shared.get(), LogLevel::Info as u8);
         // Another process maps the same file; here, a second mapping in this one.
         let other = Table::open(&path).expect("open");
         let cell = other.int_cell(LEVEL_KEY, "level").expect("cell");
-        assert_eq!(cell.load(), Level::Info as i64);
-        shared.set(Level::Error);
-        assert_eq!(cell.load(), Level::Error as i64);
-        cell.store(Level::Debug as i64);
-        assert_eq!(Level::from_u8(shared.get()), Level::Debug);
+        assert_eq!(cell.load(), LogLevel::Info as i64);
+        shared.set(LogLevel::Error);
+        assert_eq!(cell.load(), LogLevel::Error as i64);
+        cell.store(LogLevel::Debug as i64);
+        assert_eq!(level_from_u8(shared.get()), LogLevel::Debug);
     }
 
     #[test]
     fn the_anonymous_shared_level_leaves_no_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let shared = SharedLevel::create_anonymous(dir.path(), Level::Warn).expect("create");
+        let shared = SharedLevel::create_anonymous(dir.path(), LogLevel::Warn).expect("create");
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
-        assert_eq!(Level::from_u8(shared.get()), Level::Warn);
-        shared.set(Level::Off);
-        assert_eq!(Level::from_u8(shared.get()), Level::Off);
+        assert_eq!(level_from_u8(shared.get()), LogLevel::Warn);
+        shared.set(LogLevel::None);
+        assert_eq!(level_from_u8(shared.get()), LogLevel::None);
     }
 }

@@ -5,7 +5,7 @@
 //! | [`Service::on_master_start`] | master, after listeners are bound | onStart |
 //! | [`Service::on_manager_start`] | manager | onManagerStart |
 //! | [`Service::on_worker_start`] / [`Service::on_worker_stop`] | each event worker | onWorkerStart / onWorkerStop |
-//! | [`Service::on_request`] | event worker, per HTTP request | onRequest |
+//! | the handler given to [`Service::new`] | event worker, per HTTP request | onRequest |
 //! | [`Service::on_task_start`] / [`Service::on_task`] | each task worker | onWorkerStart / onTask |
 //! | [`Service::on_finish`] | the event worker that sent an async task | onFinish |
 

@@ -59,8 +59,11 @@ const EMBEDDED_LABEL: &str = "<embedded default>";
 /// File label used in messages about values given to [`Settings::set`].
 const OVERRIDE_LABEL: &str = "command line";
 
-/// Log levels, in TarsCpp's order (each level includes the ones before it).
+/// Log levels, in TarsCpp's order (each level includes the ones before it): the level
+/// of the config's `logLevel`, of `tars.setloglevel`, and of every log line (a line is
+/// written when its level is at most the server's; lines are never `None` or `Tars`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
 pub enum LogLevel {
     /// Log nothing.
     None,
@@ -89,19 +92,27 @@ impl LogLevel {
         }
     }
 
-    /// Parses a level name, case-insensitively.
+    /// Every level, least verbose first.
+    pub const ALL: [LogLevel; 6] = [
+        LogLevel::None,
+        LogLevel::Error,
+        LogLevel::Warn,
+        LogLevel::Info,
+        LogLevel::Debug,
+        LogLevel::Tars,
+    ];
+
+    /// Parses a level name, case-insensitively; also `WARNING` and `OFF` (for `NONE`),
+    /// which `tars.setloglevel` has always taken.
     pub fn parse(text: &str) -> Option<LogLevel> {
-        let levels = [
-            LogLevel::None,
-            LogLevel::Error,
-            LogLevel::Warn,
-            LogLevel::Info,
-            LogLevel::Debug,
-            LogLevel::Tars,
-        ];
-        levels
+        let text = text.trim();
+        let alias = [("WARNING", LogLevel::Warn), ("OFF", LogLevel::None)];
+        Self::ALL
             .into_iter()
-            .find(|l| l.as_str().eq_ignore_ascii_case(text.trim()))
+            .map(|l| (l.as_str(), l))
+            .chain(alias)
+            .find(|(name, _)| name.eq_ignore_ascii_case(text))
+            .map(|(_, l)| l)
     }
 }
 
@@ -520,6 +531,13 @@ impl Settings {
                 .join(&self.server)
                 .join(format!("{}.log", self.full_name()))
         })
+    }
+
+    /// Where a daemonized server sends its stdout and stderr: [`Settings::log_file`],
+    /// or `<datapath>/<App>.<Server>.log` when there is no `logpath`.
+    pub fn daemon_log_file(&self) -> PathBuf {
+        self.log_file()
+            .unwrap_or_else(|| self.datapath.join(format!("{}.log", self.full_name())))
     }
 
     /// Keys and blocks in the file that tarsfork ignored, in file order per block.
@@ -1716,7 +1734,7 @@ mod tests {
     use super::*;
 
     fn example_path() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/example.config.conf")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/example.config.conf")
     }
 
     /// A minimal valid config: `server_lines` go right after `datapath=` (their first
@@ -1788,6 +1806,7 @@ mod tests {
                 "/usr/local/app/tars/app_log/TestApp/HelloServer/TestApp.HelloServer.log"
             ))
         );
+        assert_eq!(Some(s.daemon_log_file()), s.log_file());
         assert_eq!(s.logsize, 15 * 1024 * 1024);
         assert_eq!(s.lognum, 10);
         assert_eq!(s.loglevel, LogLevel::Debug);
@@ -1889,6 +1908,8 @@ mod tests {
         assert_eq!(s.loglevel, LogLevel::Info);
         assert_eq!(s.logpath, None);
         assert_eq!(s.log_file(), None);
+        // A daemon without logpath writes into its data dir.
+        assert_eq!(s.daemon_log_file(), PathBuf::from("/d/A.S.log"));
         assert_eq!(s.logsize, 50 << 20);
         assert_eq!(s.client.modulename, "A.S");
         let a = &s.adapters[0];

@@ -4,34 +4,19 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use support::*;
-use tarsfork_tars::framework::tars::AdminFProxy;
-use tarsfork_tars::proxy::Proxy;
 
-fn admin_server() -> (Server, u16) {
-    let port = free_port();
-    let s = Server::new(Opts {
-        extra: vec![format!("local=tcp -h 127.0.0.1 -p {port} -t 10000")],
-        ..Opts::default()
-    });
-    (s, port)
-}
-
-fn admin(port: u16) -> AdminFProxy {
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let mut p = Proxy::new(addr, "AdminObj");
-    p.set_timeout(Duration::from_secs(3));
-    AdminFProxy::new(p)
+fn admin_server() -> Server {
+    Server::new(Opts::default().with_admin())
 }
 
 #[test]
 fn admin_commands_answer() {
-    let (s, port) = admin_server();
+    let s = admin_server();
     let master = s.start();
-    let mut a = admin(port);
+    let mut a = s.admin();
     assert_eq!(a.get_pid().unwrap(), i64::from(master));
     let status = a.notify("tars.viewstatus").unwrap();
     assert!(
@@ -63,18 +48,16 @@ fn admin_commands_answer() {
         .notify("tars.setloglevel LOUD")
         .unwrap()
         .contains("unknown log level"));
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
 fn admin_answers_while_every_worker_is_busy() {
     // One event worker, so one slow request makes every worker busy (with two, the
     // kernel may hand both slow connections to the same worker).
-    let port = free_port();
     let s = Server::new(Opts {
         workers: 1,
-        extra: vec![format!("local=tcp -h 127.0.0.1 -p {port} -t 10000")],
-        ..Opts::default()
+        ..Opts::default().with_admin()
     });
     let master = s.start();
     let busy: Vec<_> = (0..1)
@@ -90,7 +73,7 @@ fn admin_answers_while_every_worker_is_busy() {
     });
     assert!(all_busy.is_some(), "every worker busy");
     let t = Instant::now();
-    assert_eq!(admin(port).get_pid().unwrap(), i64::from(master));
+    assert_eq!(s.admin().get_pid().unwrap(), i64::from(master));
     assert!(
         t.elapsed() < Duration::from_secs(1),
         "answered in {:?}",
@@ -99,19 +82,19 @@ fn admin_answers_while_every_worker_is_busy() {
     for b in busy {
         assert_eq!(b.join().unwrap().map(|r| r.0), Some(200));
     }
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
 fn admin_shutdown_is_a_graceful_stop() {
-    let (s, port) = admin_server();
+    let s = admin_server();
     let master = s.start();
     let slow = {
         let p = s.port;
         std::thread::spawn(move || try_http_get(p, "/slow?ms=500"))
     };
     std::thread::sleep(Duration::from_millis(100));
-    admin(port).shutdown().unwrap();
+    s.admin().shutdown().unwrap();
     assert_eq!(
         slow.join().unwrap().map(|r| r.0),
         Some(200),
@@ -124,20 +107,16 @@ fn admin_shutdown_is_a_graceful_stop() {
 
 #[test]
 fn setloglevel_takes_effect_in_every_process() {
-    let port = free_port();
     let s = Server::new(Opts {
-        extra: vec![
-            format!("local=tcp -h 127.0.0.1 -p {port} -t 10000"),
-            "logLevel=INFO".into(),
-        ],
-        ..Opts::default()
+        extra: vec!["logLevel=INFO".into()],
+        ..Opts::default().with_admin()
     });
     let master = s.start();
     // The manager logs each spawn at DEBUG: invisible at INFO.
     kill(master, libc::SIGTTIN);
     s.wait_role_up("worker", 3, Duration::from_secs(5));
     assert!(!s.log().contains("spawned event worker 3"), "{}", s.log());
-    let answer = admin(port).notify("tars.setloglevel DEBUG").unwrap();
+    let answer = s.admin().notify("tars.setloglevel DEBUG").unwrap();
     assert!(answer.contains("DEBUG"), "{answer}");
     kill(master, libc::SIGTTIN);
     s.wait_role_up("worker", 4, Duration::from_secs(5));
@@ -145,5 +124,5 @@ fn setloglevel_takes_effect_in_every_process() {
         s.log().contains("spawned event worker 4").then_some(())
     });
     assert!(logged.is_some(), "the manager now logs DEBUG:\n{}", s.log());
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }

@@ -6,14 +6,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use support::fake_tars::FakeServant;
 use support::*;
-use tarsfork_tars::framework::tars::{AdminFProxy, ConfigFServant, ConfigFServer, ConfigInfo};
-use tarsfork_tars::proxy::{Current, Proxy, ServantError};
+use tarsfork_tars::framework::tars::{ConfigFServant, ConfigFServer, ConfigInfo};
+use tarsfork_tars::proxy::{Current, ServantError};
 
 /// tarsconfig with a fixed set of files; records (app, server, file) asked.
 struct Files(
@@ -81,32 +79,21 @@ fn tarsconfig(files: &[(&str, &str)]) -> (FakeServant, Asked) {
     (fake, asked)
 }
 
-fn server(config_port: u16, admin_port: u16) -> Server {
+fn server(config_port: u16) -> Server {
     Server::new(Opts {
-        extra: vec![
-            format!("config=tars.tarsconfig.ConfigObj@tcp -h 127.0.0.1 -p {config_port} -t 3000"),
-            format!("local=tcp -h 127.0.0.1 -p {admin_port} -t 3000"),
-        ],
-        ..Opts::default()
+        extra: vec![format!(
+            "config=tars.tarsconfig.ConfigObj@tcp -h 127.0.0.1 -p {config_port} -t 3000"
+        )],
+        ..Opts::default().with_admin()
     })
-}
-
-fn admin(port: u16) -> AdminFProxy {
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let mut p = Proxy::new(addr, "AdminObj");
-    p.set_timeout(Duration::from_secs(5));
-    AdminFProxy::new(p)
 }
 
 #[test]
 fn loadconfig_admin_command_writes_the_file_into_the_config_dir() {
     let (fake, asked) = tarsconfig(&[("app.conf", "x=1\ny=2\n")]);
-    let admin_port = free_port();
-    let s = server(fake.port, admin_port);
+    let s = server(fake.port);
     s.start();
-    let answer = admin(admin_port)
-        .notify("tars.loadconfig app.conf")
-        .unwrap();
+    let answer = s.admin().notify("tars.loadconfig app.conf").unwrap();
     let path = s.config.parent().unwrap().join("app.conf");
     assert!(answer.contains("loaded app.conf"), "{answer}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "x=1\ny=2\n");
@@ -114,31 +101,24 @@ fn loadconfig_admin_command_writes_the_file_into_the_config_dir() {
         asked.lock().unwrap()[0],
         ("TestApp".into(), "HelloServer".into(), "app.conf".into())
     );
-    let missing = admin(admin_port)
-        .notify("tars.loadconfig nope.conf")
-        .unwrap();
+    let missing = s.admin().notify("tars.loadconfig nope.conf").unwrap();
     assert!(
         missing.contains("failed") && missing.contains("-1"),
         "{missing}"
     );
-    let evil = admin(admin_port)
-        .notify("tars.loadconfig ../../etc/x")
-        .unwrap();
+    let evil = s.admin().notify("tars.loadconfig ../../etc/x").unwrap();
     assert!(evil.contains("not a plain file name"), "{evil}");
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
 fn files_the_service_lists_are_pulled_before_workers_start() {
     let (fake, _) = tarsconfig(&[("a.conf", "alpha"), ("b.conf", "beta")]);
-    let s = server(fake.port, free_port());
-    let out = std::process::Command::new(BIN)
-        .arg(format!("--config={}", s.config.display()))
-        .arg("start")
-        .env("TARSFORK_DEMO_CONFIG_FILES", "a.conf,b.conf")
-        .output()
-        .unwrap();
-    s.remember_tree();
+    let s = server(fake.port);
+    let out = s.cmd_env(
+        &["start"],
+        &[("TARSFORK_DEMO_CONFIG_FILES", "a.conf,b.conf")],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -150,19 +130,17 @@ fn files_the_service_lists_are_pulled_before_workers_start() {
         "alpha"
     );
     assert_eq!(std::fs::read_to_string(dir.join("b.conf")).unwrap(), "beta");
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
 fn a_failed_pull_without_an_earlier_copy_stops_the_start() {
     let (fake, _) = tarsconfig(&[]);
-    let s = server(fake.port, free_port());
-    let out = std::process::Command::new(BIN)
-        .arg(format!("--config={}", s.config.display()))
-        .arg("start")
-        .env("TARSFORK_DEMO_CONFIG_FILES", "missing.conf")
-        .output()
-        .unwrap();
+    let s = server(fake.port);
+    let out = s.cmd_env(
+        &["start"],
+        &[("TARSFORK_DEMO_CONFIG_FILES", "missing.conf")],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("missing.conf") && err.contains("-1"), "{err}");

@@ -5,19 +5,14 @@
 
 mod support;
 
-#[path = "../tars/tests/platform_support/mod.rs"]
-#[allow(dead_code, clippy::all)]
-mod platform_support;
-
 use std::time::Duration;
 
-use platform_support::{FakePlatform, Options, Servant};
+use support::platform_support::{FakePlatform, Options, Servant};
 use support::*;
 
 /// The Tars.js fake platform (its tarsnode records every call).
-fn fake_node() -> FakePlatform {
-    let dir = tempfile::tempdir().unwrap().keep();
-    FakePlatform::start(&dir, &Options::new()).unwrap()
+fn fake_node() -> Platform {
+    Platform::start(&Options::new())
 }
 
 const ADAPTERS: [&str; 2] = ["TestApp.HelloServer.HttpObjAdapter", "AdminAdapter"];
@@ -83,7 +78,7 @@ fn keepalive_for_every_adapter_with_the_master_pid_and_one_report_version() {
         .unwrap()
         .starts_with("tarsfork-"));
     assert_eq!(versions[0]["args"]["app"], "TestApp");
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -120,7 +115,7 @@ fn keepalive_goes_on_without_duplicates_after_task_worker_0_is_killed() {
         1,
         "still one reportVersion"
     );
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -161,7 +156,7 @@ fn keepalive_stops_while_every_worker_is_down() {
         (keepalives(&fake, ADAPTERS[0]).len() > before).then_some(())
     });
     assert!(resumed.is_some());
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -183,7 +178,7 @@ fn a_node_that_is_down_costs_nothing_but_task_worker_0_time() {
     );
     let refused = format!("cannot connect to 127.0.0.1:{dead_port}");
     assert!(s.log().contains(&refused), "{}", s.log());
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -204,7 +199,7 @@ fn keepalive_resumes_when_the_node_comes_back() {
     });
     assert!(back.is_some(), "reports resume when the node is back");
     assert_eq!(s.get("/").0, 200);
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -234,5 +229,5 @@ fn a_slow_node_costs_bounded_timeouts_in_task_worker_0_only() {
         t.elapsed()
     );
     assert!(s.log().contains("no reply within"), "{}", s.log());
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }

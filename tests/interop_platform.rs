@@ -6,10 +6,6 @@
 
 mod support;
 
-#[path = "../tars/tests/platform_support/mod.rs"]
-#[allow(dead_code, clippy::all)]
-mod platform_support;
-
 #[allow(clippy::all, dead_code)]
 #[rustfmt::skip]
 #[path = "../bin/generated/test_app.rs"]
@@ -17,59 +13,45 @@ mod test_app;
 
 use std::time::Duration;
 
-use platform_support::{FakePlatform, Options, Servant};
 use serde_json::Value;
+use support::platform_support::{FakePlatform, Options, Servant};
 use support::*;
 use tarsfork_tars::proxy::Proxy;
 
-const SERVANT: &str = "TestApp.HelloServer.HelloObj";
-
 struct Setup {
-    fake: FakePlatform,
+    fake: Platform,
     server: Server,
     tars_port: u16,
-    admin_port: u16,
 }
 
 fn setup(stat_via_locator: bool) -> Setup {
-    let dir = tempfile::tempdir().unwrap().keep();
-    let fake = FakePlatform::start(&dir, &Options::new().config_file("app.conf", "k=v\n")).unwrap();
-    let tars_port = free_port();
-    let admin_port = free_port();
-    let mut extra = vec![
-        format!("node={}", fake.node_obj()),
-        format!("config={}", fake.obj(Servant::Config)),
-        format!("local=tcp -h 127.0.0.1 -p {admin_port} -t 10000"),
-        "keepalive-interval=300".into(),
-        "<TestApp.HelloServer.HelloObjAdapter>".into(),
-        format!("  endpoint=tcp -h 127.0.0.1 -p {tars_port} -t 60000"),
-        "  protocol=tars".into(),
-        format!("  servant={SERVANT}"),
-        "</TestApp.HelloServer.HelloObjAdapter>".into(),
-        "</server>".into(),
-        "<client>".into(),
+    let fake = Platform::start(&Options::new().config_file("app.conf", "k=v\n"));
+    let mut client = vec![
         format!("locator={}", fake.locator()),
         "report-interval=500".into(),
         "refresh-endpoint-interval=300".into(),
     ];
     if stat_via_locator {
-        extra.push("stat=tars.tarsstat.StatObj".into());
-        extra.push("property=tars.tarsproperty.PropertyObj".into());
+        client.push("stat=tars.tarsstat.StatObj".into());
+        client.push("property=tars.tarsproperty.PropertyObj".into());
     } else {
-        extra.push(format!("stat={}", fake.stat_obj()));
-        extra.push(format!("property={}", fake.property_obj()));
+        client.push(format!("stat={}", fake.stat_obj()));
+        client.push(format!("property={}", fake.property_obj()));
     }
-    extra.push("</client>".into());
-    extra.push("<server>".into());
     let server = Server::new(Opts {
-        extra,
-        ..Opts::default()
+        extra: vec![
+            format!("node={}", fake.node_obj()),
+            format!("config={}", fake.obj(Servant::Config)),
+            "keepalive-interval=300".into(),
+        ],
+        client,
+        ..Opts::default().with_tars().with_admin()
     });
+    let tars_port = server.tars_port();
     Setup {
         fake,
         server,
         tars_port,
-        admin_port,
     }
 }
 
@@ -138,7 +120,7 @@ fn run(via_locator: bool) {
     assert_eq!(s.server.get("/slow?ms=60").0, 200);
     // Invented paths are counted under one name, not one entry each.
     assert_eq!(s.server.get("/no/such/path").0, 404);
-    let mut p = Proxy::new(([127, 0, 0, 1], s.tars_port).into(), SERVANT);
+    let mut p = Proxy::new(local(s.tars_port), HELLO_SERVANT);
     p.set_timeout(Duration::from_secs(3));
     let mut hello = test_app::HelloProxy::new(p);
     for i in 0..5 {
@@ -201,7 +183,7 @@ fn run(via_locator: bool) {
     for v in [5, 50, 500] {
         assert_eq!(s.server.get(&format!("/prop?v={v}")).0, 200);
     }
-    // The three values may land in one report or be split over two: add them up.
+    // The three values may land in one report or be split over several: add them up.
     let demo_entries = || -> Vec<Value> {
         s.fake
             .calls(Servant::Property, "reportPropMsg")
@@ -232,10 +214,41 @@ fn run(via_locator: bool) {
     assert_eq!(counted.iter().map(|e| int(e, "Sum")).sum::<i64>(), 555);
     assert_eq!(counted.iter().map(|e| int(e, "Max")).max(), Some(500));
     assert_eq!(counted.iter().map(|e| int(e, "Min")).min(), Some(5));
-    if counted.len() == 1 {
-        assert_eq!(policy(counted[0], "Avg"), "185");
-        assert_eq!(policy(counted[0], "Distr"), "10|1,100|1,1000|1");
+    // Avg and Distr of every report that came, however the values were split: each
+    // report's Avg is its own Sum / Count ("0" for a quiet one; for these values every
+    // split averages to at most one decimal, which TarsCpp's six-decimal form with
+    // trailing zeros removed writes as Rust's shortest form does), each report's Distr
+    // counts its own values, and the Distr counts of all reports add up to one value
+    // under each bound.
+    let mut distr_total = std::collections::BTreeMap::new();
+    for e in &all {
+        let (sum, count) = (int(e, "Sum"), int(e, "Count"));
+        let want_avg = if count == 0 {
+            "0".to_string()
+        } else {
+            (sum as f64 / count as f64).to_string()
+        };
+        assert_eq!(policy(e, "Avg"), want_avg, "{e}");
+        let distr = policy(e, "Distr");
+        let mut bounds = Vec::new();
+        let mut in_buckets = 0;
+        for part in distr.split(',') {
+            let (bound, n) = part.split_once('|').unwrap_or_else(|| panic!("{distr}"));
+            let n: i64 = n.parse().unwrap();
+            bounds.push(bound.to_string());
+            in_buckets += n;
+            *distr_total
+                .entry(bound.parse::<i64>().unwrap())
+                .or_insert(0) += n;
+        }
+        assert_eq!(bounds, ["10", "100", "1000"], "{e}");
+        assert_eq!(in_buckets, count, "every value is under a bound: {e}");
     }
+    assert_eq!(
+        distr_total.into_iter().collect::<Vec<_>>(),
+        [(10, 1), (100, 1), (1000, 1)],
+        "{all:?}"
+    );
 
     // Properties, and the registry that resolved stat and property.
     let props = s.fake.wait_for(
@@ -287,14 +300,9 @@ fn run(via_locator: bool) {
     }
 
     // tars.loadconfig through the registry-less config object.
-    let mut admin = tarsfork_tars::framework::tars::AdminFProxy::new({
-        let mut p = Proxy::new(([127, 0, 0, 1], s.admin_port).into(), "AdminObj");
-        p.set_timeout(Duration::from_secs(5));
-        p
-    });
-    let answer = admin.notify("tars.loadconfig app.conf").unwrap();
+    let answer = s.server.admin().notify("tars.loadconfig app.conf").unwrap();
     assert!(answer.contains("loaded"), "{answer}");
     let path = s.server.config.parent().unwrap().join("app.conf");
     assert_eq!(std::fs::read_to_string(path).unwrap(), "k=v\n");
-    assert!(s.server.cmd(&["stop"]).status.success());
+    s.server.stop();
 }

@@ -21,7 +21,7 @@ fn start_serves_then_stop_removes_everything() {
         s.get("/monitor/monitor"),
         (200, r#"{"code":0}"#.to_string())
     );
-    let tree: Vec<i32> = s.procs().iter().map(|p| p.0).filter(|p| *p > 0).collect();
+    let tree = s.tree();
     assert_eq!(
         tree.len(),
         5,
@@ -31,14 +31,7 @@ fn start_serves_then_stop_removes_everything() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("stopped"));
     assert!(!s.pid_file().exists(), "the owner removes its pid file");
-    let gone = wait_for(Duration::from_secs(2), || {
-        tree.iter().all(|p| !alive(*p)).then_some(())
-    });
-    assert!(
-        gone.is_some(),
-        "processes left after stop: {:?}",
-        tree.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
-    );
+    wait_gone(&tree, Duration::from_secs(2));
     let log = s.log();
     assert!(
         !log.contains(" ERROR "),
@@ -60,7 +53,7 @@ fn restart_brings_up_a_new_master() {
     assert_ne!(first, second);
     assert!(!alive(first));
     assert_eq!(s.get("/").0, 200);
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -77,7 +70,7 @@ fn double_start_is_refused_with_exit_1() {
     // The bare form (as tarsnode calls it) is start too.
     let out = s.cmd(&[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -95,7 +88,7 @@ fn stale_pid_file_is_reported_and_replaced() {
         std::fs::read_to_string(s.pid_file()).unwrap().trim(),
         pid.to_string()
     );
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -172,7 +165,7 @@ fn process_titles_are_exact() {
         };
         assert_eq!(cmdline(*pid), format!("TestApp.HelloServer: {want}"));
     }
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -220,7 +213,7 @@ fn status_and_table_commands_read_shared_memory() {
     assert_eq!(v["rows"].as_array().unwrap().len(), 5, "{v}");
     let missing = s.cmd(&["table", "dump", "nope"]);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -234,7 +227,7 @@ fn winch_reopens_the_log_file() {
         s.log().contains("log file reopened").then_some(())
     });
     assert!(reopened.is_some(), "no new log file after WINCH");
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
     assert!(
         s.log().contains("graceful stop requested"),
         "later lines go to the new file"
@@ -247,11 +240,11 @@ fn foreground_mode_runs_until_term() {
         daemonize: false,
         ..Opts::default()
     });
-    let pid = s.start_foreground();
+    s.start_foreground();
     assert_eq!(s.get("/").0, 200);
-    kill(pid, libc::SIGTERM);
-    let mut child = s.foreground.take().unwrap();
-    let status = wait_for(Duration::from_secs(5), || child.try_wait().ok().flatten())
+    let mut fg = s.foreground.take().unwrap();
+    let status = fg
+        .terminate(Duration::from_secs(5))
         .expect("exits after TERM");
     assert!(status.success());
     assert!(!s.pid_file().exists());
@@ -276,7 +269,7 @@ fn stop_escalates_to_kill_after_its_timeout() {
         ..Opts::default()
     });
     s.start();
-    let tree: Vec<i32> = s.procs().iter().map(|p| p.0).filter(|p| *p > 0).collect();
+    let tree = s.tree();
     let port = s.port;
     let _slow = std::thread::spawn(move || {
         let _ = std::panic::catch_unwind(|| http_get(port, "/slow?ms=20000"));
@@ -291,14 +284,7 @@ fn stop_escalates_to_kill_after_its_timeout() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(t.elapsed() < Duration::from_secs(5));
-    let gone = wait_for(Duration::from_secs(2), || {
-        tree.iter().all(|p| !alive(*p)).then_some(())
-    });
-    assert!(
-        gone.is_some(),
-        "left: {:?}",
-        tree.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
-    );
+    wait_gone(&tree, Duration::from_secs(2));
 }
 
 #[test]
@@ -323,7 +309,7 @@ fn only_the_master_holds_the_pid_file_open() {
         vec![master],
         "children must close the lock's descriptor"
     );
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -357,5 +343,5 @@ fn the_masters_sockets_are_close_on_exec() {
         sockets >= 2,
         "the listener and the task queue at least: {sockets}"
     );
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }

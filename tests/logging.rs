@@ -269,7 +269,7 @@ mod log {
             1,
             "one manager throughout: {manager_pids:?}"
         );
-        assert!(s.cmd(&["stop"]).status.success());
+        s.stop();
     }
 
     #[test]
@@ -296,14 +296,7 @@ mod log {
             pids.len() >= 3,
             "master, manager and workers logged: {pids:?}"
         );
-        assert!(s.cmd(&["stop"]).status.success());
-    }
-
-    fn admin(port: u16) -> tarsfork_tars::framework::tars::AdminFProxy {
-        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut p = tarsfork_tars::proxy::Proxy::new(addr, "AdminObj");
-        p.set_timeout(Duration::from_secs(3));
-        tarsfork_tars::framework::tars::AdminFProxy::new(p)
+        s.stop();
     }
 
     /// Lines whose message starts with `prefix`, from any log file.
@@ -317,20 +310,16 @@ mod log {
 
     #[test]
     fn setloglevel_reaches_event_workers_forked_before_it() {
-        let port = free_port();
         let s = Server::new(Opts {
             workers: 3,
-            extra: vec![
-                format!("local=tcp -h 127.0.0.1 -p {port} -t 10000"),
-                "logLevel=INFO".into(),
-            ],
-            ..Opts::default()
+            extra: vec!["logLevel=INFO".into()],
+            ..Opts::default().with_admin()
         });
         let master = s.start();
         s.wait_role_up("worker", 3, Duration::from_secs(20));
         // A TTOU'd worker logs `draining` at INFO; at ERROR neither it nor the manager's
         // `retiring` line may appear, though both processes existed before the change.
-        let answer = admin(port).notify("tars.setloglevel ERROR").unwrap();
+        let answer = s.admin().notify("tars.setloglevel ERROR").unwrap();
         assert!(answer.contains("ERROR"), "{answer}");
         kill(master, libc::SIGTTOU);
         s.wait_role_up("worker", 2, Duration::from_secs(20));
@@ -338,7 +327,7 @@ mod log {
         assert_eq!(count_lines(&s, "draining ("), 0, "{}", s.log());
         assert_eq!(count_lines(&s, "retiring event worker"), 0, "{}", s.log());
         // Back to INFO: the next retirement is logged by both processes.
-        admin(port).notify("tars.setloglevel INFO").unwrap();
+        s.admin().notify("tars.setloglevel INFO").unwrap();
         kill(master, libc::SIGTTOU);
         let logged = wait_for(Duration::from_secs(10), || {
             (count_lines(&s, "draining (") == 1 && count_lines(&s, "retiring event worker") == 1)
@@ -350,7 +339,7 @@ mod log {
             s.log()
         );
         // NONE silences everything, ERROR included.
-        admin(port).notify("tars.setloglevel NONE").unwrap();
+        s.admin().notify("tars.setloglevel NONE").unwrap();
         let before = s.log().len();
         kill(master, libc::SIGTTIN);
         s.wait_role_up("worker", 2, Duration::from_secs(20));
@@ -362,7 +351,7 @@ mod log {
             "nothing logged at NONE:\n{}",
             s.log()
         );
-        assert!(s.cmd(&["stop"]).status.success());
+        s.stop();
     }
 
     #[test]
@@ -398,6 +387,6 @@ mod log {
             moved_len,
             "nothing was written into the moved file"
         );
-        assert!(s.cmd(&["stop"]).status.success());
+        s.stop();
     }
 }

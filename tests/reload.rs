@@ -40,7 +40,7 @@ fn rolling_reload_under_keepalive_load_fails_nothing() {
         r.reconnects > 16,
         "draining workers closed keep-alive connections: {r:?}"
     );
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -58,7 +58,7 @@ fn reload_tasks_only_keeps_event_workers() {
     assert!(new_tasks.is_some());
     assert_eq!(s.pids_of("worker"), workers);
     assert_eq!(s.get("/task?data=z").0, 200);
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -85,5 +85,5 @@ fn max_request_recycling_under_keepalive_load_fails_nothing() {
         "workers recycled: {log}"
     );
     s.wait_role_up("worker", 2, Duration::from_secs(5));
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }

@@ -31,7 +31,7 @@ fn killed_worker_is_replaced_and_serving_goes_on() {
         assert_eq!(s.get("/").0, 200);
     }
     assert!(s.log().contains("with signal 9 (KILL)"), "{}", s.log());
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -54,7 +54,7 @@ fn killed_task_worker_is_replaced_and_tasks_still_run() {
         s.get("/task?data=two"),
         (200, "two (task worker 2)".to_string())
     );
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -69,35 +69,24 @@ fn killed_manager_is_reforked_and_new_workers_take_over() {
     })
     .expect("manager re-forked");
     assert!(alive(master));
-    let drained = wait_for(Duration::from_secs(10), || {
-        old_workers.iter().all(|p| !alive(*p)).then_some(())
-    });
-    assert!(drained.is_some(), "old workers drain and exit");
+    // The old workers drain and exit.
+    wait_gone(&old_workers, Duration::from_secs(10));
     s.wait_role_up("worker", 2, Duration::from_secs(5));
     for _ in 0..10 {
         assert_eq!(s.get("/").0, 200);
     }
     assert_eq!(s.get("/task?data=x").0, 200);
     assert!(alive(new_manager));
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
 fn killed_master_takes_the_tree_down_within_a_second_and_start_works_again() {
     let s = Server::new(Opts::default());
     let master = s.start();
-    let tree: Vec<i32> = s.procs().iter().map(|p| p.0).filter(|p| *p > 0).collect();
+    let tree = s.tree();
     kill(master, libc::SIGKILL);
-    let t = Instant::now();
-    let gone = wait_for(Duration::from_secs(3), || {
-        tree.iter().all(|p| !alive(*p)).then_some(t.elapsed())
-    });
-    let took = gone.unwrap_or_else(|| {
-        panic!(
-            "left: {:?}",
-            tree.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
-        )
-    });
+    let took = wait_gone(&tree, Duration::from_secs(3));
     assert!(
         took <= Duration::from_secs(1),
         "the tree outlived the master by {took:?}"
@@ -106,7 +95,7 @@ fn killed_master_takes_the_tree_down_within_a_second_and_start_works_again() {
     let again = s.start();
     assert_ne!(again, master);
     assert_eq!(s.get("/").0, 200);
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -141,18 +130,13 @@ fn crash_loop_is_backed_off_and_shown_in_status() {
     // It comes back by itself once left alone.
     s.wait_role_up("worker", 1, Duration::from_secs(15));
     assert_eq!(s.get("/").0, 200);
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
 fn worker_boot_error_stops_the_server_with_a_clear_message() {
     let s = Server::new(Opts::default());
-    let out = std::process::Command::new(BIN)
-        .arg(format!("--config={}", s.config.display()))
-        .arg("start")
-        .env("TARSFORK_DEMO_FAIL_BOOT", "no database")
-        .output()
-        .expect("run");
+    let out = s.cmd_env(&["start"], &[("TARSFORK_DEMO_FAIL_BOOT", "no database")]);
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("failed to boot"), "{err}");
@@ -175,18 +159,13 @@ fn hung_request_is_killed_by_request_timeout() {
     let port = s.port;
     let t = Instant::now();
     let hung = std::thread::spawn(move || {
-        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        use std::io::{Read, Write};
-        c.write_all(b"GET /slow?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n")
-            .unwrap();
-        let mut b = Vec::new();
-        let _ = c.read_to_end(&mut b);
-        b
+        let mut c = Conn::open(port);
+        c.send(b"GET /slow?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n");
+        c.until_end()
     });
-    let answer = hung.join().unwrap();
-    assert!(
-        answer.is_empty(),
+    assert_eq!(
+        hung.join().unwrap(),
+        (vec![], Outcome::Closed),
         "the hung request gets no answer, its connection closes"
     );
     assert!(
@@ -197,7 +176,7 @@ fn hung_request_is_killed_by_request_timeout() {
     assert!(s.log().contains("request_timeout"), "{}", s.log());
     s.wait_role_up("worker", 2, Duration::from_secs(5));
     assert_eq!(s.get("/").0, 200);
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -231,7 +210,7 @@ fn stopped_manager_does_not_kill_healthy_workers_after_resume() {
     assert_eq!(s.pids_of("task"), tasks);
     assert!(s.log().contains("manager loop stalled"), "{}", s.log());
     assert_eq!(s.get("/").0, 200);
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -249,7 +228,7 @@ fn ttin_adds_and_ttou_removes_workers_never_below_one() {
     std::thread::sleep(Duration::from_millis(500));
     s.wait_role_up("worker", 1, Duration::from_secs(5));
     assert_eq!(s.get("/").0, 200);
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -266,7 +245,7 @@ fn stopped_worker_is_killed_by_worker_timeout() {
     assert!(s.log().contains("no heartbeat for"), "{}", s.log());
     s.wait_role_up("worker", 2, Duration::from_secs(5));
     assert_eq!(s.get("/").0, 200);
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -276,25 +255,22 @@ fn int_is_a_fast_stop_that_does_not_wait_for_requests() {
         ..Opts::default()
     });
     let master = s.start();
-    let tree: Vec<i32> = s.procs().iter().map(|p| p.0).filter(|p| *p > 0).collect();
+    let tree = s.tree();
     let port = s.port;
     let slow = std::thread::spawn(move || {
-        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        use std::io::{Read, Write};
-        c.write_all(b"GET /slow?ms=15000 HTTP/1.1\r\nHost: t\r\n\r\n")
-            .unwrap();
-        let mut b = Vec::new();
-        let _ = c.read_to_end(&mut b);
+        let mut c = Conn::open(port);
+        c.send(b"GET /slow?ms=15000 HTTP/1.1\r\nHost: t\r\n\r\n");
+        c.until_end()
     });
     std::thread::sleep(Duration::from_millis(200));
-    let t = Instant::now();
     kill(master, libc::SIGINT);
-    let gone = wait_for(Duration::from_secs(5), || {
-        tree.iter().all(|p| !alive(*p)).then(|| t.elapsed())
-    });
-    let took = gone.expect("everything exits after INT");
+    // Everything exits after INT.
+    let took = wait_gone(&tree, Duration::from_secs(5));
     assert!(took < Duration::from_secs(3), "fast stop took {took:?}");
     assert!(!s.pid_file().exists());
-    slow.join().unwrap();
+    assert_eq!(
+        slow.join().unwrap(),
+        (vec![], Outcome::Closed),
+        "the request in flight is dropped, its connection closed"
+    );
 }

@@ -1,29 +1,20 @@
 //! The `tars2rs` command, run as the real binary in a fresh temporary directory.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Runs tars2rs with `args` in `dir`, bounded to 60 s (killed by pid after that).
 fn tars2rs(dir: &Path, args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tars2rs"))
-        .args(args)
-        .current_dir(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tars2rs ran longer than 60 s (pid {} killed)", child.id());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
+    support::run_within(
+        Command::new(env!("CARGO_BIN_EXE_tars2rs"))
+            .args(args)
+            .current_dir(dir),
+        Duration::from_secs(60),
+    )
 }
 
 #[test]

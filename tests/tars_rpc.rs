@@ -10,40 +10,26 @@ mod support;
 #[path = "../bin/generated/test_app.rs"]
 mod test_app;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
 use std::time::Duration;
 
 use support::*;
-use tarsfork_tars::packet::{RequestPacket, ResponsePacket};
+use tarsfork_tars::packet::RequestPacket;
 use tarsfork_tars::proxy::{CallError, Protocol, Proxy};
 use test_app::{HelloProxy, HelloReq};
 
-const SERVANT: &str = "TestApp.HelloServer.HelloObj";
+const SERVANT: &str = HELLO_SERVANT;
 
+/// A started server with the Tars adapter; its port.
 fn tars_server() -> (Server, u16) {
-    let tars_port = free_port();
-    let s = Server::new(Opts {
-        extra: vec![
-            "<TestApp.HelloServer.HelloObjAdapter>".into(),
-            format!("  endpoint=tcp -h 127.0.0.1 -p {tars_port} -t 60000"),
-            "  protocol=tars".into(),
-            format!("  servant={SERVANT}"),
-            "  threads=2".into(),
-            "</TestApp.HelloServer.HelloObjAdapter>".into(),
-        ],
-        ..Opts::default()
-    });
+    let s = Server::new(Opts::default().with_tars());
     s.start();
-    (s, tars_port)
-}
-
-fn addr(port: u16) -> SocketAddr {
-    ([127, 0, 0, 1], port).into()
+    let port = s.tars_port();
+    (s, port)
 }
 
 fn hello(port: u16, protocol: Protocol) -> HelloProxy {
-    let mut p = Proxy::new(addr(port), SERVANT);
+    let mut p = Proxy::new(local(port), SERVANT);
     p.set_protocol(protocol);
     p.set_timeout(Duration::from_secs(5));
     HelloProxy::new(p)
@@ -73,7 +59,7 @@ fn generated_client_calls_hello_obj_in_v1_and_v3() {
     }
     // The HTTP adapter keeps working beside it.
     assert_eq!(s.get("/").0, 200);
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 fn server_code(e: CallError) -> i32 {
@@ -87,7 +73,7 @@ fn server_code(e: CallError) -> i32 {
 fn unknown_servant_function_and_bad_arguments_get_their_codes() {
     let (s, port) = tars_server();
     for protocol in [Protocol::Tars, Protocol::Tup] {
-        let mut other = Proxy::new(addr(port), "TestApp.HelloServer.NopeObj");
+        let mut other = Proxy::new(local(port), "TestApp.HelloServer.NopeObj");
         other.set_protocol(protocol);
         let args = other.args();
         assert_eq!(
@@ -95,7 +81,7 @@ fn unknown_servant_function_and_bad_arguments_get_their_codes() {
             -4
         );
 
-        let mut p = Proxy::new(addr(port), SERVANT);
+        let mut p = Proxy::new(local(port), SERVANT);
         p.set_protocol(protocol);
         let args = p.args();
         assert_eq!(
@@ -114,7 +100,7 @@ fn unknown_servant_function_and_bad_arguments_get_their_codes() {
         let r = p.invoke("testHello", args).unwrap();
         assert_eq!(r.get::<String>(2, "sOut").unwrap(), "still here");
     }
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 fn request(id: i32, func: &str, arg: &str) -> RequestPacket {
@@ -131,34 +117,10 @@ fn request(id: i32, func: &str, arg: &str) -> RequestPacket {
     }
 }
 
-fn read_frames(c: &mut TcpStream, n: usize) -> (Vec<ResponsePacket>, bool) {
-    let mut buf = Vec::new();
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        while buf.len() >= 4 {
-            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-            if buf.len() < len {
-                break;
-            }
-            out.push(ResponsePacket::decode(&buf[4..len]).unwrap());
-            buf.drain(..len);
-        }
-        if out.len() >= n {
-            return (out, false);
-        }
-        match c.read(&mut chunk) {
-            Ok(0) | Err(_) => return (out, true),
-            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-        }
-    }
-}
-
 #[test]
 fn pipelined_requests_and_oneway_on_one_connection() {
     let (s, port) = tars_server();
-    let mut c = TcpStream::connect(addr(port)).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut c = Conn::open(port);
     let mut bytes = Vec::new();
     for i in 1..=3 {
         bytes.extend(
@@ -171,45 +133,43 @@ fn pipelined_requests_and_oneway_on_one_connection() {
     oneway.packet_type = 1;
     bytes.extend(oneway.encode_frame().unwrap());
     bytes.extend(request(4, "testHello", "m4").encode_frame().unwrap());
-    c.write_all(&bytes).unwrap();
-    let (rs, _) = read_frames(&mut c, 4);
+    c.send(&bytes);
+    let rs = c.expect_frames(4);
     assert_eq!(
         rs.iter().map(|r| r.request_id).collect::<Vec<_>>(),
         vec![1, 2, 3, 4],
         "no reply to the oneway call"
     );
     assert!(rs.iter().all(|r| r.ret == 0));
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
 fn garbage_and_oversized_frames_close_only_their_connection() {
     let (s, port) = tars_server();
     let workers = s.pids_of("worker");
-    let mut good = TcpStream::connect(addr(port)).unwrap();
-    good.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    good.write_all(&request(1, "testHello", "a").encode_frame().unwrap())
-        .unwrap();
-    assert_eq!(read_frames(&mut good, 1).0.len(), 1);
+    let mut good = Conn::open(port);
+    good.send(&request(1, "testHello", "a").encode_frame().unwrap());
+    assert_eq!(good.expect_frames(1)[0].request_id, 1);
     let cases: [&[u8]; 3] = [
         &[0, 0, 0, 2],                               // a length below 4
         &[0x7f, 0xff, 0xff, 0xff, 1, 2, 3],          // 2 GiB announced
         &[0, 0, 0, 9, 0xff, 0xff, 0xff, 0xff, 0xff], // a frame that is no RequestPacket
     ];
     for bad in cases {
-        let mut c = TcpStream::connect(addr(port)).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        c.write_all(bad).unwrap();
-        let (rs, eof) = read_frames(&mut c, 1);
-        assert!(rs.is_empty() && eof, "closed without an answer: {bad:?}");
+        let mut c = Conn::open(port);
+        c.send(bad);
+        assert_eq!(
+            c.until_end(),
+            (vec![], Outcome::Closed),
+            "closed without an answer: {bad:?}"
+        );
     }
-    good.write_all(&request(2, "testHello", "b").encode_frame().unwrap())
-        .unwrap();
-    let (rs, _) = read_frames(&mut good, 1);
+    good.send(&request(2, "testHello", "b").encode_frame().unwrap());
+    let rs = good.expect_frames(1);
     assert_eq!(rs[0].request_id, 2, "the other connection is untouched");
     assert_eq!(s.pids_of("worker"), workers, "no worker died");
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
@@ -243,20 +203,14 @@ fn a_tars_js_client_calls_hello_obj_and_gets_the_error_codes() {
         dir.join("node_modules/@tars/rpc").is_dir(),
         "@tars/rpc is not installed: run `npm ci --prefix tests/interop`"
     );
-    let mut child = std::process::Command::new("node")
-        .arg("hello_client.js")
-        .arg(port.to_string())
-        .arg("TestApp.HelloServer.NopeObj")
-        .current_dir(&dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("node");
-    let out = wait_for(Duration::from_secs(30), || child.try_wait().ok().flatten());
-    if out.is_none() {
-        let _ = child.kill();
-    }
-    let output = child.wait_with_output().unwrap();
+    let output = run_within(
+        Command::new("node")
+            .arg("hello_client.js")
+            .arg(port.to_string())
+            .arg("TestApp.HelloServer.NopeObj")
+            .current_dir(&dir),
+        Duration::from_secs(30),
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -278,35 +232,23 @@ fn a_tars_js_client_calls_hello_obj_and_gets_the_error_codes() {
     assert_eq!(v["v1"]["nofunc"]["code"], -3, "{}", v["v1"]);
     assert_eq!(v["v1"]["garbage"]["code"], -1, "{}", v["v1"]);
     assert_eq!(v["v1"]["noservant"]["code"], -4, "{}", v["v1"]);
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }
 
 #[test]
 fn idle_tars_connections_close_after_the_endpoint_timeout() {
-    let tars_port = free_port();
     let s = Server::new(Opts {
-        extra: vec![
-            "<TestApp.HelloServer.HelloObjAdapter>".into(),
-            format!("  endpoint=tcp -h 127.0.0.1 -p {tars_port} -t 400"),
-            "  protocol=tars".into(),
-            format!("  servant={SERVANT}"),
-            "</TestApp.HelloServer.HelloObjAdapter>".into(),
-        ],
-        ..Opts::default()
+        tars_idle_ms: 400,
+        ..Opts::default().with_tars()
     });
     s.start();
-    let mut c = TcpStream::connect(addr(tars_port)).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    c.write_all(&request(1, "testHello", "a").encode_frame().unwrap())
-        .unwrap();
-    assert_eq!(read_frames(&mut c, 1).0.len(), 1);
-    let t = std::time::Instant::now();
-    let (more, eof) = read_frames(&mut c, 1);
-    assert!(more.is_empty() && eof, "closed by the server");
-    let took = t.elapsed();
+    let mut c = Conn::open(s.tars_port());
+    c.send(&request(1, "testHello", "a").encode_frame().unwrap());
+    assert_eq!(c.expect_frames(1).len(), 1);
+    let took = c.time_to_close();
     assert!(
         took >= Duration::from_millis(300) && took < Duration::from_secs(3),
         "{took:?}"
     );
-    assert!(s.cmd(&["stop"]).status.success());
+    s.stop();
 }

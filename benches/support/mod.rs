@@ -176,6 +176,42 @@ pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
     found
 }
 
+/// The Tars.js peers' folder (`tests/interop`) with its npm packages installed: on a
+/// fresh clone it runs `npm ci` there (pinned by the lock file, as `scripts/test` does),
+/// installing node and npm with apt-get first when they are missing and we are root.
+/// Err says what is missing and how to get it.
+pub fn interop_peers() -> Result<PathBuf, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    let installed = || {
+        ["@tars/rpc", "@tars/stream"]
+            .iter()
+            .all(|p| dir.join("node_modules").join(p).is_dir())
+    };
+    if installed() {
+        return Ok(dir);
+    }
+    if tool("node", "nodejs").is_none() || tool("npm", "npm").is_none() {
+        return Err("node and npm are needed for the Tars.js peers".into());
+    }
+    eprintln!(
+        "bench: installing the Tars.js peers with npm ci in {}",
+        dir.display()
+    );
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run npm: {e}"))?;
+    if !status.success() || !installed() {
+        return Err(format!(
+            "npm ci in {} failed ({status}); run `npm ci --prefix tests/interop`",
+            dir.display()
+        ));
+    }
+    Ok(dir)
+}
+
 /// A whole number from the environment, or `default`.
 pub fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -6,8 +6,29 @@ use std::path::Path;
 
 const SERVER: [&str; 3] = ["tars", "application", "server"];
 
+/// The fixture folder of the root crate's tests (see its README).
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
 fn example_path() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/example.config.conf")
+    fixtures().join("example.config.conf")
+}
+
+#[test]
+fn example_config_is_the_recorded_copy() {
+    // Missing or edited, the copy fails here (sha256sum -c reports a missing file).
+    let out = std::process::Command::new("sha256sum")
+        .args(["--check", "--strict", "SHA256SUMS"])
+        .current_dir(fixtures())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("example.config.conf: OK"),
+        "tests/fixtures/example.config.conf is missing or was edited:\n{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn parse(text: &str) -> ConfigTree {

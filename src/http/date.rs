@@ -2,6 +2,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::calendar::UtcTime;
+
 /// A cached IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`). The worker calls
 /// [`HttpDate::update`] once per event-loop turn; formatting happens only when the second
 /// changes, so the per-response cost is a copy of 29 bytes.
@@ -45,47 +47,24 @@ impl HttpDate {
     fn format(&mut self, secs: u64) {
         use std::fmt::Write;
         self.unix_secs = secs;
-        let days = secs / 86_400;
-        let rem = secs % 86_400;
-        let (year, month, day) = civil_from_days(days);
-        // 1970-01-01 was a Thursday (index 4 with Sunday = 0).
-        let weekday = DAYS
-            .get(((days + 4) % 7) as usize)
-            .copied()
-            .unwrap_or("Sun");
+        let t = UtcTime::from_unix(i64::try_from(secs).unwrap_or(i64::MAX));
+        let weekday = DAYS.get(t.weekday as usize).copied().unwrap_or("Sun");
         let month = MONTHS
-            .get(month.saturating_sub(1) as usize)
+            .get(t.month.saturating_sub(1) as usize)
             .copied()
             .unwrap_or("Jan");
         self.text.clear();
         // Writing to a String cannot fail.
         let _ = write!(
             self.text,
-            "{weekday}, {day:02} {month} {year:04} {:02}:{:02}:{:02} GMT",
-            rem / 3600,
-            rem / 60 % 60,
-            rem % 60
+            "{weekday}, {:02} {month} {:04} {:02}:{:02}:{:02} GMT",
+            t.day, t.year, t.hour, t.minute, t.second
         );
     }
 }
 
 fn unix_secs(now: SystemTime) -> u64 {
     now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// (year, month 1..=12, day 1..=31) for a count of days since 1970-01-01, using the
-/// proleptic Gregorian calendar (era arithmetic after Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub enum AdminAction {
     /// `shutdown()`: a graceful stop.
     Shutdown,
     /// `tars.setloglevel`: the new level for every process.
-    SetLogLevel(crate::log::Level),
+    SetLogLevel(crate::settings::LogLevel),
 }
 
 const HELP: &str = "tars.help: this help\n\
@@ -65,7 +65,7 @@ impl AdminFServant for AdminServant<'_> {
                 &self.shared.scoreboard,
             )
             .to_text(),
-            ("tars.setloglevel", Some(level)) => match crate::log::Level::parse(level) {
+            ("tars.setloglevel", Some(level)) => match crate::settings::LogLevel::parse(level) {
                 Some(l) => {
                     self.actions.push(AdminAction::SetLogLevel(l));
                     format!("log level set to {}\n", level.to_ascii_uppercase())

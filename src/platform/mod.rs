@@ -2,14 +2,14 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`admin`] | AdminF on the `local` endpoint, served by the master |
-//! | [`heartbeat`] | keepAlive to tarsnode, sent by task worker 0 |
-//! | [`stats`], [`callstats`] | call statistics recorded by every process into shared memory |
+//! | `admin` | AdminF on the `local` endpoint, served by the master |
+//! | `heartbeat` | keepAlive to tarsnode, sent by task worker 0 |
+//! | [`stats`], `callstats` | call statistics recorded by every process into shared memory |
 //! | [`props`], [`procfs`] | properties: the application's and the /proc readings |
 //! | [`aggregate`] | the shared-memory store behind statistics and properties |
-//! | [`reporter`] | takes statistics and properties and reports them to tarsstat / tarsproperty |
-//! | [`locator`] | resolves object names through the registry |
-//! | [`config_pull`] | pulls config files from tarsconfig |
+//! | `reporter` | takes statistics and properties and reports them to tarsstat / tarsproperty |
+//! | `locator` | resolves object names through the registry |
+//! | `config_pull` | pulls config files from tarsconfig |
 //!
 //! Everything here is recorded by many processes into shared memory and taken by one
 //! (task worker 0), which reports it over the network.

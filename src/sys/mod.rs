@@ -13,11 +13,11 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Runs a libc call and turns a `-1` result into the thread's `errno` as `io::Error`.
-#[allow(unused_macros)]
+/// The macro hides an `unsafe` block: each use carries the `// SAFETY:` note that says
+/// why its arguments meet the C contract of the call.
 macro_rules! syscall {
     ($fn:ident ( $($arg:expr),* $(,)? )) => {{
-        // SAFETY: the caller of the macro passes arguments that satisfy the C contract of
-        // `$fn`; each call site documents them.
+        // SAFETY: see the note at the macro's use.
         #[allow(unused_unsafe)]
         let res = unsafe { libc::$fn($($arg),*) };
         if res == -1 {
@@ -139,6 +139,7 @@ pub fn ignore_signal(sig: i32) -> io::Result<()> {
 /// Asks the kernel to send `sig` to this process when its parent thread exits, and
 /// closes the race where the parent died before the request was made.
 pub fn die_with_parent(sig: i32, expected_parent: i32) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number by value; no pointer is passed.
     syscall!(prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0))?;
     // The parent may have died between fork() and prctl(): then we were re-parented and
     // no death signal will ever come, so act now.
@@ -151,6 +152,7 @@ pub fn die_with_parent(sig: i32, expected_parent: i32) -> io::Result<()> {
 /// Makes this process the reaper of its orphaned descendants (workers whose manager died
 /// re-parent to the master, which then reaps them instead of init).
 pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes a flag by value; no pointer is passed.
     syscall!(prctl(
         libc::PR_SET_CHILD_SUBREAPER,
         1 as libc::c_ulong,
@@ -181,6 +183,7 @@ pub fn getuid() -> u32 {
 
 /// Sends `sig` to `pid` (0 checks existence only).
 pub fn send_signal(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill(2) takes two integers; no memory is involved.
     syscall!(kill(pid, sig)).map(|_| ())
 }
 
@@ -269,6 +272,7 @@ pub fn exit_now(code: i32) -> ! {
 /// A non-blocking, close-on-exec pipe: (read end, write end).
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two ints into `fds`, a live array of exactly two.
     syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
     // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -333,12 +337,14 @@ pub fn write_all_fd(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
 
 /// Switches an fd between blocking and non-blocking mode.
 pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL takes no argument and only reads the descriptor's flags.
     let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
     let flags = if on {
         flags | libc::O_NONBLOCK
     } else {
         flags & !libc::O_NONBLOCK
     };
+    // SAFETY: F_SETFL takes the flags by value; a bad fd is an EBADF error, not UB.
     syscall!(fcntl(fd, libc::F_SETFL, flags)).map(|_| ())
 }
 
@@ -410,6 +416,7 @@ pub fn open_rw_create(path: &Path, mode: u32) -> io::Result<OwnedFd> {
 
 /// Tries to take an exclusive `flock` without waiting. `Ok(false)`: someone holds it.
 pub fn try_flock_exclusive(fd: &OwnedFd) -> io::Result<bool> {
+    // SAFETY: flock on a descriptor `fd` keeps open for the duration of the call.
     match syscall!(flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)) {
         Ok(_) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
@@ -421,6 +428,8 @@ pub fn try_flock_exclusive(fd: &OwnedFd) -> io::Result<bool> {
 pub fn fd_identity(fd: &OwnedFd) -> io::Result<(u64, u64)> {
     // SAFETY: stat is plain data; fstat fills it for a valid open descriptor.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes one `stat` into `st`, which lives on this frame; `fd` is
+    // open for the duration of the call.
     syscall!(fstat(fd.as_raw_fd(), &mut st))?;
     Ok((st.st_dev, st.st_ino))
 }
@@ -434,6 +443,7 @@ pub fn path_identity(path: &Path) -> io::Result<(u64, u64)> {
 
 /// Starts a new session (the daemon detaches from the launching terminal).
 pub fn setsid() -> io::Result<()> {
+    // SAFETY: setsid takes no argument.
     syscall!(setsid()).map(|_| ())
 }
 
@@ -450,19 +460,9 @@ pub fn redirect_fd(target: RawFd, path: Option<&Path>) -> io::Result<()> {
             .write(true)
             .open("/dev/null")?,
     };
+    // SAFETY: dup2 on `file`'s open descriptor; replacing `target` (0, 1 or 2) is the
+    // point, and the std handles that use those numbers keep working on the new file.
     syscall!(dup2(file.as_raw_fd(), target)).map(|_| ())
-}
-
-/// Clears FD_CLOEXEC so the fd survives an exec (a zero-downtime restart hands listeners on).
-pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
-    let flags = syscall!(fcntl(fd, libc::F_GETFD))?;
-    syscall!(fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC)).map(|_| ())
-}
-
-/// Whether FD_CLOEXEC is set (tests assert it on every socket).
-pub fn is_cloexec(fd: RawFd) -> io::Result<bool> {
-    let flags = syscall!(fcntl(fd, libc::F_GETFD))?;
-    Ok(flags & libc::FD_CLOEXEC != 0)
 }
 
 /// Sets the thread name the kernel shows in `comm` (ps -o comm, top): at most 15 bytes.
@@ -481,6 +481,7 @@ pub fn set_thread_name(name: &str) {
 /// does), which then reads until the client's FIN so that a request racing the close
 /// gets a FIN, not a reset.
 pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
+    // SAFETY: shutdown takes two integers; a bad fd is an error, not UB.
     syscall!(shutdown(fd, libc::SHUT_WR)).map(|_| ())
 }
 

@@ -1,6 +1,6 @@
 //! Process titles as `ps` shows them (`TestApp.HelloServer: master process`).
 //!
-//! `ps` reads /proc/<pid>/cmdline, i.e. the memory that held argv at exec. Linux has no
+//! `ps` reads `/proc/<pid>/cmdline`, i.e. the memory that held argv at exec. Linux has no
 //! call to replace it for an unprivileged process, so, like nginx's setproctitle, we
 //! overwrite that memory in place: first move the environment strings that follow argv
 //! to the heap (so `getenv` keeps working), then write the title over the whole

@@ -57,9 +57,8 @@ fn decoder_properties_hold_on_kept_inputs() {
 }
 
 #[test]
-fn decoder_properties_hold_on_every_shared_vector() {
-    let file: Value =
-        serde_json::from_str(&support::shared_file("tars-stream-vectors.json")).unwrap();
+fn decoder_properties_hold_on_every_tars_js_vector() {
+    let file: Value = serde_json::from_str(&support::fixture("tars-stream-vectors.json")).unwrap();
     for v in file["vectors"].as_array().unwrap() {
         let mut bytes = from_hex(v["hex"].as_str().unwrap());
         if v["kind"] == "packet" {

@@ -1,7 +1,9 @@
 //! The generated files checked into the tree must be what the generator makes of
 //! their IDL today: `tars/src/framework/` from `tars/idl/*.tars`, and the test
-//! clients in `tars/tests/generated/` from `tars/tests/idl/*.tars` (whose `Hello.tars`
-//! is a copy of the shared one). Run with `TARS2RS_BLESS=1` to rewrite them after a generator change.
+//! clients in `tars/tests/generated/` from `tars/tests/idl/*.tars`. Run with
+//! `TARS2RS_BLESS=1` to rewrite them after a generator change. The reference copies
+//! (`tests/fixtures/`, and `tests/idl/Hello.tars`, the platform's demo IDL) must be the
+//! files recorded in `tests/fixtures/SHA256SUMS`: missing or edited, they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -84,24 +86,42 @@ fn framework_files_match_their_idl() {
 #[test]
 fn generated_test_clients_match_their_idl() {
     let root = manifest();
-    let mut stale = check(
+    let stale = check(
         &tars_files(&root.join("tests/idl")),
         &root.join("tests/generated"),
         "::tarsfork_tars",
     );
-    // tests/idl/Hello.tars is a copy of the shared one; keep them the same.
-    let shared = root.join("../../shared/tars/Hello.tars");
-    if let Ok(text) = std::fs::read_to_string(&shared) {
-        let ours = std::fs::read_to_string(root.join("tests/idl/Hello.tars")).unwrap();
-        if ours != text {
-            stale.push(format!(
-                "tests/idl/Hello.tars differs from {}",
-                shared.display()
-            ));
-        }
-    }
     assert!(
         stale.is_empty(),
         "regenerate with TARS2RS_BLESS=1: {stale:#?}"
+    );
+}
+
+#[test]
+fn reference_copies_are_the_recorded_files() {
+    let dir = manifest().join("tests/fixtures");
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    let listed: Vec<&str> = sums
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    for want in [
+        "tars-stream-vectors.json",
+        "tarscpp-vectors.json",
+        "../idl/Hello.tars",
+    ] {
+        assert!(listed.contains(&want), "SHA256SUMS lacks {want}: {sums}");
+    }
+    // A missing file fails here too (sha256sum -c reports it and exits 1).
+    let out = std::process::Command::new("sha256sum")
+        .args(["--check", "--strict", "SHA256SUMS"])
+        .current_dir(&dir)
+        .output()
+        .expect("run sha256sum");
+    assert!(
+        out.status.success(),
+        "a reference copy is missing or was edited (see tests/fixtures/README.md):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -1,5 +1,5 @@
 //! The generated framework interfaces (tars/src/framework) and Hello client against
-//! the @tars/stream argument vectors of shared/tars/tars-stream-vectors.json: the
+//! the @tars/stream argument vectors of tests/fixtures/tars-stream-vectors.json: the
 //! generated proxies send exactly the vector's argument bytes (v1 and TUP v3) and read
 //! its result bytes; the generated dispatchers read the vector's argument bytes into
 //! the right values and answer with its result bytes.
@@ -24,8 +24,8 @@ use tarsfork_tars::packet::{RequestPacket, ResponsePacket, TupData};
 use tarsfork_tars::proxy::{Current, Protocol, Proxy, ProxyConfig, Reply, ServantError};
 
 fn vectors() -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/tars/tars-stream-vectors.json");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tars-stream-vectors.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let v: Value = serde_json::from_str(&text).unwrap();
     v["vectors"].as_array().unwrap().clone()

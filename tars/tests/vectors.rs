@@ -1,7 +1,7 @@
-//! The shared byte-exact vectors: every one of the 133 @tars/stream encodings in
-//! `shared/tars/tars-stream-vectors.json` decodes to the stated value and re-encodes
-//! to the same bytes; the TarsCpp captures in `shared/tars/tarscpp-vectors.json` decode
-//! too.
+//! The byte-exact reference vectors (`tests/fixtures/`): every one of the 133
+//! @tars/stream encodings in `tars-stream-vectors.json` decodes to the stated value and
+//! re-encodes to the same bytes; the TarsCpp captures in `tarscpp-vectors.json` decode
+//! too, and re-encode to the bytes TarsCpp wrote.
 //!
 //! Float zero: this codec WRITES `+0.0` as the ZERO head (`0c`, the @tars/stream form,
 //! so the Tars.js vectors re-encode byte-exactly) and `-0.0` in full width; it READS
@@ -348,8 +348,7 @@ fn check_packet_vector(ctx: &str, v: &Value) {
 
 #[test]
 fn all_133_tars_stream_vectors_decode_and_reencode_byte_exact() {
-    let file: Value =
-        serde_json::from_str(&support::shared_file("tars-stream-vectors.json")).unwrap();
+    let file: Value = serde_json::from_str(&support::fixture("tars-stream-vectors.json")).unwrap();
     let vectors = file["vectors"].as_array().unwrap();
     assert_eq!(file["count"], 133);
     assert_eq!(vectors.len(), 133, "the vector file must hold 133 vectors");
@@ -377,11 +376,20 @@ fn all_133_tars_stream_vectors_decode_and_reencode_byte_exact() {
     assert_eq!(checked, 133);
 }
 
+/// The TarsCpp captures: 8 fields, then request/reply pairs (each reply right after the
+/// request it answers): v1 `testHello`, TUP v3 `testHello`, v1 `tars_ping`.
+fn tarscpp_vectors() -> Vec<Value> {
+    let file: Value = serde_json::from_str(&support::fixture("tarscpp-vectors.json")).unwrap();
+    file["vectors"].as_array().unwrap().clone()
+}
+
 #[test]
 fn tarscpp_vectors_decode_and_we_write_the_documented_forms() {
-    let file: Value = serde_json::from_str(&support::shared_file("tarscpp-vectors.json")).unwrap();
-    let vectors = file["vectors"].as_array().unwrap();
-    assert_eq!(vectors.len(), 12);
+    let vectors = tarscpp_vectors();
+    assert_eq!(vectors.len(), 14);
+    let mut functions = Vec::new();
+    // The request the next reply answers.
+    let mut asked: Option<RequestPacket> = None;
     for (i, v) in vectors.iter().enumerate() {
         let ctx = format!(
             "TarsCpp vector #{i} ({} {})",
@@ -426,19 +434,43 @@ fn tarscpp_vectors_decode_and_we_write_the_documented_forms() {
             "tars-request" => {
                 let p = RequestPacket::decode(&body).unwrap();
                 assert_eq!((p.version, p.request_id, p.timeout), (1, 1, 3000), "{ctx}");
-                let s_in: String = TarsReader::new(&p.buffer).read_required(1).unwrap();
-                assert_eq!(s_in, v["args"]["sIn"].as_str().unwrap(), "{ctx}");
+                assert_eq!(p.servant_name, v["servant"].as_str().unwrap(), "{ctx}");
+                assert_eq!(p.func_name, v["function"].as_str().unwrap(), "{ctx}");
+                match p.func_name.as_str() {
+                    "testHello" => {
+                        let s_in: String = TarsReader::new(&p.buffer).read_required(1).unwrap();
+                        assert_eq!(s_in, v["args"]["sIn"].as_str().unwrap(), "{ctx}");
+                    }
+                    // The file writes its (absent) arguments as "{}".
+                    "tars_ping" => assert!(p.buffer.is_empty(), "{ctx}: no arguments"),
+                    other => panic!("{ctx}: unexpected function {other}"),
+                }
+                assert!(p.context.is_empty() && p.status.is_empty(), "{ctx}");
                 assert_eq!(to_hex(&p.encode_frame().unwrap()), hex, "{ctx}");
+                functions.push(p.func_name.clone());
+                asked = Some(p);
             }
             "tars-response" => {
+                let req = asked
+                    .take()
+                    .unwrap_or_else(|| panic!("{ctx}: a reply without its request before it"));
                 let p = ResponsePacket::decode(&body).unwrap();
+                assert_eq!((p.version, p.request_id), (1, req.request_id), "{ctx}");
                 assert_eq!(p.ret, 0, "{ctx}");
                 assert_eq!(p.result_desc, None, "{ctx}: TarsCpp leaves tag 8 out");
                 assert_eq!(p.context, None, "{ctx}: TarsCpp leaves tag 9 out");
                 assert!(p.status.is_empty(), "{ctx}");
-                let mut r = TarsReader::new(&p.buffer);
-                assert_eq!(r.read_required::<i32>(0).unwrap(), 0, "{ctx}");
-                assert_eq!(r.read_required::<String>(2).unwrap(), "hello", "{ctx}");
+                match req.func_name.as_str() {
+                    "testHello" => {
+                        let mut r = TarsReader::new(&p.buffer);
+                        assert_eq!(r.read_required::<i32>(0).unwrap(), 0, "{ctx}");
+                        assert_eq!(r.read_required::<String>(2).unwrap(), "hello", "{ctx}");
+                        r.finish().unwrap();
+                    }
+                    // Servant::dispatch answers tars_ping with nothing in sBuffer.
+                    "tars_ping" => assert!(p.buffer.is_empty(), "{ctx}: empty sBuffer"),
+                    other => panic!("{ctx}: a reply to {other}"),
+                }
                 assert_eq!(to_hex(&p.encode_frame().unwrap()), hex, "{ctx}");
             }
             "tup-request" => {
@@ -451,10 +483,16 @@ fn tarscpp_vectors_decode_and_we_write_the_documented_forms() {
                     "{ctx}"
                 );
                 assert_eq!(to_hex(&p.encode_frame().unwrap()), hex, "{ctx}");
+                functions.push(format!("tup {}", p.func_name));
+                asked = Some(p);
             }
             "tup-response" => {
+                let req = asked
+                    .take()
+                    .unwrap_or_else(|| panic!("{ctx}: a reply without its request before it"));
                 let p = RequestPacket::decode(&body).unwrap();
                 assert_eq!((p.version, p.timeout), (VERSION_TUP, 0), "{ctx}");
+                assert_eq!(p.request_id, req.request_id, "{ctx}");
                 assert!(
                     p.status.is_empty(),
                     "{ctx}: TarsCpp omits the status keys on success"
@@ -479,11 +517,13 @@ fn tarscpp_vectors_decode_and_we_write_the_documented_forms() {
             other => panic!("{ctx}: unexpected group {other}"),
         }
     }
+    assert!(asked.is_none(), "the last request has no reply after it");
+    assert_eq!(functions, ["testHello", "tup testHello", "tars_ping"]);
 }
 
 /// The frame `hex` of the vector in `file` with this kind and group.
 fn vector_hex(file: &str, kind: &str, group: &str) -> String {
-    let file: Value = serde_json::from_str(&support::shared_file(file)).unwrap();
+    let file: Value = serde_json::from_str(&support::fixture(file)).unwrap();
     let v = file["vectors"]
         .as_array()
         .unwrap()
@@ -495,17 +535,36 @@ fn vector_hex(file: &str, kind: &str, group: &str) -> String {
 
 #[test]
 fn replies_built_by_the_helpers_match_the_reference_servers_bytes() {
-    // v1: TarsCpp's reply to its request (tags 8 and 9 left out).
-    let req_hex = vector_hex("tarscpp-vectors.json", "packet", "tars-request");
-    let req = RequestPacket::decode(&from_hex(&req_hex)[4..]).unwrap();
-    let mut w = TarsWriter::new();
-    w.write_i32(0, 0);
-    w.write_str(2, "hello");
-    let rsp = ResponsePacket::reply_to(&req, 0, w.into_bytes());
-    assert_eq!(
-        to_hex(&rsp.encode_frame().unwrap()),
-        vector_hex("tarscpp-vectors.json", "packet", "tars-response")
-    );
+    // v1: TarsCpp's replies to its requests (tags 8 and 9 left out), testHello's with
+    // its result and tars_ping's with an empty sBuffer.
+    let vectors = tarscpp_vectors();
+    let mut pairs = 0;
+    for w in vectors.windows(2) {
+        if w[0]["group"] != "tars-request" {
+            continue;
+        }
+        assert_eq!(w[1]["group"], "tars-response", "a reply follows {}", w[0]);
+        let req = RequestPacket::decode(&from_hex(w[0]["hex"].as_str().unwrap())[4..]).unwrap();
+        let result = match req.func_name.as_str() {
+            "testHello" => {
+                let mut out = TarsWriter::new();
+                out.write_i32(0, 0);
+                out.write_str(2, "hello");
+                out.into_bytes()
+            }
+            "tars_ping" => Vec::new(),
+            other => panic!("unexpected function {other}"),
+        };
+        let rsp = ResponsePacket::reply_to(&req, 0, result);
+        assert_eq!(
+            to_hex(&rsp.encode_frame().unwrap()),
+            w[1]["hex"].as_str().unwrap(),
+            "the reply to {}",
+            req.func_name
+        );
+        pairs += 1;
+    }
+    assert_eq!(pairs, 2, "testHello and tars_ping");
 
     // TUP v3: @tars/rpc's reply (status always filled).
     let req_hex = vector_hex("tars-stream-vectors.json", "packet", "tup-request");

@@ -1,7 +1,7 @@
 'use strict';
 // Type descriptors over @tars/stream for the codec tests and bench: parse a .tars type
 // spelling ("map<string, vector<int>>", "Vec.Inner", ...) into the @tars/stream proto,
-// build values from the JSON conventions of shared/tars/tars-stream-vectors.json and
+// build values from the JSON conventions of tars/tests/fixtures/tars-stream-vectors.json and
 // turn decoded values back into them. The struct classes are written the way tars2node
 // generates them (readX/writeX per field), for the structs the Rust tests use.
 

@@ -1,5 +1,5 @@
 'use strict';
-// A Tars.js client (@tars/rpc) of the Hello servant of shared/tars/Hello.tars, for
+// A Tars.js client (@tars/rpc) of the Hello servant of tars/tests/idl/Hello.tars, for
 // tars/tests/hello_interop.rs, which serves the Rust dispatcher generated from the same
 // IDL. The proxy methods are hand-written the way tars2node lays them out (no usable
 // tars2node is on npm).

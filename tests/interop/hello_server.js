@@ -1,5 +1,5 @@
 'use strict';
-// A Tars.js server hosting the Hello servant of shared/tars/Hello.tars
+// A Tars.js server hosting the Hello servant of tars/tests/idl/Hello.tars
 // (TestApp.HelloServer.HelloObj) on @tars/rpc, for tars/tests/hello_interop.rs.
 //
 // No tars2node generator is usable from npm, so the servant's dispatch is written by

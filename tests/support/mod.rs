@@ -1,21 +1,47 @@
-//! Test support: run the real `tarsfork` binary in a temp dir on free ports, talk HTTP to
-//! it, read its status, and clean up every process it started, by pid.
+//! Test support, one copy for every test file: run the real `tarsfork` binary in a temp
+//! dir on free ports (config writer with adapters, an admin endpoint and a `<client>`
+//! block), talk HTTP, Tars and AdminF to it, read its status, run other programs with a
+//! bound, and end every process a test started, by pid.
+//!
+//! Reads tell a timeout from an end of stream: [`Conn::read`] says [`Outcome::Closed`]
+//! only for a real FIN, so a test that expects a close fails against a server that holds
+//! the connection open.
 #![allow(dead_code)]
 
 pub mod fake_tars;
 
+#[path = "../../tars/tests/platform_support/mod.rs"]
+#[allow(dead_code, clippy::all)]
+pub mod platform_support;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+use tarsfork_tars::framework::tars::AdminFProxy;
+use tarsfork_tars::packet::ResponsePacket;
+use tarsfork_tars::proxy::Proxy;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tarsfork");
+
+/// The servant name of the demo's Tars adapter.
+pub const HELLO_SERVANT: &str = "TestApp.HelloServer.HelloObj";
+
+/// How long a read waits before it reports [`Outcome::TimedOut`].
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
+}
+
+/// 127.0.0.1:`port`.
+pub fn local(port: u16) -> SocketAddr {
+    ([127, 0, 0, 1], port).into()
 }
 
 /// Polls `f` every 10 ms until it returns Some or `limit` passes.
@@ -32,17 +58,210 @@ pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Processes
+
+/// A process's start time (field 22 of /proc/PID/stat): with the pid it names one process.
+pub fn proc_start(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` runs (a zombie has exited: it counts as gone).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rfind(')')
+            .and_then(|i| s[i + 1..].split_whitespace().next().map(|st| st != "Z"))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Waits up to `limit` until every one of `pids` has exited; how long that took. Panics
+/// naming those still alive.
+pub fn wait_gone(pids: &[i32], limit: Duration) -> Duration {
+    let t = Instant::now();
+    wait_for(limit, || {
+        pids.iter().all(|p| !alive(*p)).then(|| t.elapsed())
+    })
+    .unwrap_or_else(|| {
+        let left: Vec<&i32> = pids.iter().filter(|p| alive(**p)).collect();
+        panic!("still running after {limit:?}: {left:?} of {pids:?}")
+    })
+}
+
+pub fn kill(pid: i32, sig: i32) {
+    // SAFETY: kill(2) with a pid we started; failure (already gone) is fine.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// A child process that is killed (by its pid) and reaped when this is dropped.
+pub struct Spawned {
+    child: Option<Child>,
+}
+
+impl Spawned {
+    /// Spawns `cmd`; panics with the program's name when it cannot start.
+    pub fn new(cmd: &mut Command) -> Spawned {
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()));
+        Spawned { child: Some(child) }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("the child is still ours")
+    }
+
+    /// Waits up to `limit` for the exit; None: still running.
+    pub fn wait_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let child = self.child();
+        wait_for(limit, || child.try_wait().ok().flatten())
+    }
+
+    /// Waits up to `limit` for the exit and collects what it wrote to piped stdout and
+    /// stderr (read while it runs, so a full pipe cannot stall it). Kills it and panics
+    /// when `limit` passes.
+    pub fn output_within(mut self, limit: Duration) -> Output {
+        let mut child = self.child.take().expect("the child is still ours");
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+        let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+        let pid = child.id();
+        let status = wait_for(limit, || child.try_wait().ok().flatten());
+        let Some(status) = status else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pid {pid} ran longer than {limit:?}; killed");
+        };
+        Output {
+            status,
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `cmd` to completion with piped stdout and stderr, bounded by `limit`.
+pub fn run_within(cmd: &mut Command, limit: Duration) -> Output {
+    Spawned::new(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .output_within(limit)
+}
+
+/// The master pid in a ready line (`… started, master pid N`).
+pub fn master_pid_in(text: &str) -> Option<i32> {
+    let i = text.find("started, master pid ")?;
+    text[i + 20..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A server running in the foreground (`daemonize=0` or no config): the launched
+/// process is the master.
+pub struct Foreground {
+    pub process: Spawned,
+    pub master: i32,
+    lines: Receiver<String>,
+}
+
+impl Foreground {
+    /// Starts `tarsfork <args>` with `env` and waits (at most 20 s) for its ready line.
+    pub fn start(args: &[String], env: &[(&str, &Path)]) -> Foreground {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut process = Spawned::new(&mut cmd);
+        let stdout = process.child().stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let end = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < end {
+            if let Ok(line) = lines.recv_timeout(Duration::from_millis(50)) {
+                if master_pid_in(&line).is_some() {
+                    let master = process.pid();
+                    return Foreground {
+                        process,
+                        master,
+                        lines,
+                    };
+                }
+            }
+        }
+        panic!("tarsfork {args:?} did not report ready in 20 s");
+    }
+
+    /// Sends TERM and waits up to `limit` for the exit.
+    pub fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
+        kill(self.master, libc::SIGTERM);
+        self.process.wait_within(limit)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A server under test
+
 /// Options of a generated tarsnode-style config.
 #[derive(Clone)]
 pub struct Opts {
     pub workers: usize,
     pub tasks: usize,
     pub daemonize: bool,
+    /// Idle timeout of the HTTP adapter (`-t` of its endpoint).
     pub idle_ms: u64,
     /// Extra `key=value` lines for `<server>`.
     pub extra: Vec<String>,
     /// Extra adapter-block lines for the HTTP adapter.
     pub adapter_extra: Vec<String>,
+    /// A Tars adapter serving the demo's `HelloObj` on this port.
+    pub tars_port: Option<u16>,
+    /// Idle timeout of the Tars adapter.
+    pub tars_idle_ms: u64,
+    /// The admin endpoint (`local=`) on this port.
+    pub admin_port: Option<u16>,
+    /// Lines of a `<client>` block (none when empty).
+    pub client: Vec<String>,
 }
 
 impl Default for Opts {
@@ -54,42 +273,38 @@ impl Default for Opts {
             idle_ms: 60_000,
             extra: Vec::new(),
             adapter_extra: Vec::new(),
+            tars_port: None,
+            tars_idle_ms: 60_000,
+            admin_port: None,
+            client: Vec::new(),
         }
     }
 }
 
-/// One server under test: its temp dir, config, port, and the processes to clean up.
+impl Opts {
+    /// Adds the Tars adapter of `HelloObj` on a free port.
+    pub fn with_tars(mut self) -> Self {
+        self.tars_port = Some(free_port());
+        self
+    }
+
+    /// Adds the admin endpoint on a free port.
+    pub fn with_admin(mut self) -> Self {
+        self.admin_port = Some(free_port());
+        self
+    }
+}
+
+/// One server under test: its temp dir, config, ports, and the processes to clean up.
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// The HTTP adapter's port.
     pub port: u16,
-    pub foreground: Option<Child>,
+    pub opts: Opts,
+    pub foreground: Option<Foreground>,
     /// Every pid ever seen in this server's tree, killed on drop if still ours.
     seen: std::cell::RefCell<Vec<(i32, u64)>>,
-}
-
-pub fn proc_start(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-pub fn alive(pid: i32) -> bool {
-    // A zombie has exited: it counts as gone.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s
-            .rfind(')')
-            .and_then(|i| s[i + 1..].split_whitespace().next().map(|st| st != "Z"))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
-}
-
-pub fn kill(pid: i32, sig: i32) {
-    // SAFETY: kill(2) with a pid we started; failure (already gone) is fine.
-    unsafe {
-        libc::kill(pid, sig);
-    }
 }
 
 impl Server {
@@ -101,40 +316,74 @@ impl Server {
             dir,
             config,
             port,
+            opts,
             foreground: None,
             seen: Default::default(),
         };
-        s.write_config(&opts);
+        std::fs::write(&s.config, s.config_text()).expect("write config");
         s
     }
 
-    pub fn write_config(&self, o: &Opts) {
-        let d = self.dir.path();
-        let mut server_extra = String::new();
+    /// The config this server runs with.
+    pub fn config_text(&self) -> String {
+        let o = &self.opts;
+        let d = self.dir.path().display();
+        let mut server = String::new();
         for l in &o.extra {
-            server_extra.push_str(&format!("      {l}\n"));
+            server.push_str(&format!("      {l}\n"));
         }
-        let mut adapter_extra = String::new();
+        if let Some(p) = o.admin_port {
+            server.push_str(&format!("      local=tcp -h 127.0.0.1 -p {p} -t 10000\n"));
+        }
+        let mut http_extra = String::new();
         for l in &o.adapter_extra {
-            adapter_extra.push_str(&format!("        {l}\n"));
+            http_extra.push_str(&format!("        {l}\n"));
         }
-        let text = format!(
+        let tars = match o.tars_port {
+            Some(p) => format!(
+                "      <TestApp.HelloServer.HelloObjAdapter>\n\
+                 \x20       endpoint=tcp -h 127.0.0.1 -p {p} -t {idle}\n        protocol=tars\n\
+                 \x20       servant={HELLO_SERVANT}\n        threads=2\n\
+                 \x20     </TestApp.HelloServer.HelloObjAdapter>\n",
+                idle = o.tars_idle_ms
+            ),
+            None => String::new(),
+        };
+        let client = if o.client.is_empty() {
+            String::new()
+        } else {
+            let lines: String = o.client.iter().map(|l| format!("      {l}\n")).collect();
+            format!("    <client>\n{lines}    </client>\n")
+        };
+        format!(
             "<tars>\n  <application>\n    <server>\n      app=TestApp\n      server=HelloServer\n\
              \x20     basepath={d}/bin/\n      datapath={d}/data/\n      logpath={d}/log/\n\
              \x20     logLevel=DEBUG\n      deactivating-timeout=5000\n      task_worker_num={tasks}\n\
-             \x20     daemonize={daemon}\n      worker_num={workers}\n{server_extra}\
+             \x20     daemonize={daemon}\n      worker_num={workers}\n{server}\
              \x20     <TestApp.HelloServer.HttpObjAdapter>\n        allow\n\
              \x20       endpoint=tcp -h 127.0.0.1 -p {port} -t {idle}\n        maxconns=200000\n\
-             \x20       protocol=not_tars\n        servant=TestApp.HelloServer.HttpObj\n        threads=2\n{adapter_extra}\
-             \x20     </TestApp.HelloServer.HttpObjAdapter>\n    </server>\n  </application>\n</tars>\n",
-            d = d.display(),
+             \x20       protocol=not_tars\n        servant=TestApp.HelloServer.HttpObj\n        threads=2\n{http_extra}\
+             \x20     </TestApp.HelloServer.HttpObjAdapter>\n{tars}    </server>\n{client}  </application>\n</tars>\n",
             tasks = o.tasks,
             daemon = u8::from(o.daemonize),
             workers = o.workers,
             port = self.port,
             idle = o.idle_ms,
-        );
-        std::fs::write(&self.config, text).expect("write config");
+        )
+    }
+
+    /// The Tars adapter's port (the server was made with [`Opts::with_tars`]).
+    pub fn tars_port(&self) -> u16 {
+        self.opts.tars_port.expect("a server with a Tars adapter")
+    }
+
+    /// An AdminF client of this server's admin endpoint ([`Opts::with_admin`]).
+    pub fn admin(&self) -> AdminFProxy {
+        admin(
+            self.opts
+                .admin_port
+                .expect("a server with an admin endpoint"),
+        )
     }
 
     pub fn log_file(&self) -> PathBuf {
@@ -151,28 +400,20 @@ impl Server {
         self.dir.path().join("data/TestApp.HelloServer.pid")
     }
 
-    /// Runs `tarsfork --config=… <args>` to completion (bounded).
+    /// Runs `tarsfork --config=… <args>` to completion (bounded to 30 s).
     pub fn cmd(&self, args: &[&str]) -> Output {
-        let mut child = Command::new(BIN)
-            .arg(format!("--config={}", self.config.display()))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tarsfork");
-        let end = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            if Instant::now() > end {
-                let _ = child.kill();
-                panic!("tarsfork {args:?} did not finish in 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        self.cmd_env(args, &[])
+    }
+
+    /// [`Server::cmd`] with extra environment variables.
+    pub fn cmd_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.arg(format!("--config={}", self.config.display()))
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
         }
-        let out = child.wait_with_output().expect("output");
+        let out = run_within(&mut cmd, Duration::from_secs(30));
         self.remember_tree();
         out
     }
@@ -193,36 +434,25 @@ impl Server {
         pid
     }
 
-    /// Starts in the foreground (daemonize=0 config), waiting for the ready line.
+    /// `stop`; asserts that it succeeded.
+    pub fn stop(&self) {
+        let out = self.cmd(&["stop"]);
+        assert!(
+            out.status.success(),
+            "stop failed: {}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts in the foreground (a `daemonize: false` server), waiting for the ready line.
     pub fn start_foreground(&mut self) -> i32 {
-        let mut child = Command::new(BIN)
-            .arg(format!("--config={}", self.config.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn tarsfork");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let pid = child.id() as i32;
-        self.foreground = Some(child);
-        let end = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < end {
-            if let Ok(line) = rx.recv_timeout(Duration::from_millis(50)) {
-                if master_pid_in(&line).is_some() {
-                    self.remember_tree();
-                    return pid;
-                }
-            }
-        }
-        panic!("foreground server did not report ready in 20 s");
+        let fg = Foreground::start(&[format!("--config={}", self.config.display())], &[]);
+        let pid = fg.master;
+        self.foreground = Some(fg);
+        self.remember_tree();
+        pid
     }
 
     pub fn status(&self) -> serde_json::Value {
@@ -250,6 +480,15 @@ impl Server {
                     p["state"].as_str().unwrap_or("").to_string(),
                 )
             })
+            .collect()
+    }
+
+    /// Pids of every running process of the tree.
+    pub fn tree(&self) -> Vec<i32> {
+        self.procs()
+            .iter()
+            .map(|p| p.0)
+            .filter(|p| *p > 0)
             .collect()
     }
 
@@ -324,26 +563,179 @@ impl Drop for Server {
                 kill(*pid, libc::SIGKILL);
             }
         }
-        if let Some(mut c) = self.foreground.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        // The foreground master (if any) is killed and reaped by its `Spawned`.
+        self.foreground.take();
     }
 }
 
-pub fn master_pid_in(text: &str) -> Option<i32> {
-    let i = text.find("started, master pid ")?;
-    text[i + 20..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
+// ---------------------------------------------------------------------------------------
+// Clients
+
+/// An AdminF client of 127.0.0.1:`port` with a 5 s call timeout.
+pub fn admin(port: u16) -> AdminFProxy {
+    let mut p = Proxy::new(local(port), "AdminObj");
+    p.set_timeout(Duration::from_secs(5));
+    AdminFProxy::new(p)
+}
+
+/// What one read from a connection gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// This many bytes.
+    Data(usize),
+    /// The peer closed its side: the read returned 0 (a FIN).
+    Closed,
+    /// The peer reset the connection (ECONNRESET): a close with unread data does that.
+    Reset,
+    /// Nothing came within [`READ_TIMEOUT`]: the connection is still open.
+    TimedOut,
+}
+
+/// One HTTP response: status, body, and whether it said `Connection: close`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub closes: bool,
+}
+
+/// A client connection that keeps what it read but did not parse yet.
+pub struct Conn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    /// Connects to 127.0.0.1:`port`, reads bounded by [`READ_TIMEOUT`].
+    pub fn open(port: u16) -> Conn {
+        let stream = TcpStream::connect(local(port)).expect("connect");
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .expect("read timeout");
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes all of `bytes`; panics when the connection refuses them.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Writes `bytes` if the connection takes them (a refused one may not).
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    /// One read, appended to what is kept; says what it gave.
+    pub fn read(&mut self) -> Outcome {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            return match self.stream.read(&mut chunk) {
+                Ok(0) => Outcome::Closed,
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    Outcome::Data(n)
+                }
+                Err(e) => match e.kind() {
+                    std::io::ErrorKind::Interrupted => continue,
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                        Outcome::TimedOut
+                    }
+                    std::io::ErrorKind::ConnectionReset => Outcome::Reset,
+                    _ => panic!("read failed: {e}"),
+                },
+            };
+        }
+    }
+
+    /// Bytes read but not taken by [`Conn::take`].
+    pub fn unparsed(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Reads until the stream ends; how it ended (never `Data`), with the bytes that came
+    /// before the end (including any kept from earlier reads).
+    pub fn until_end(&mut self) -> (Vec<u8>, Outcome) {
+        loop {
+            match self.read() {
+                Outcome::Data(_) => continue,
+                end => return (std::mem::take(&mut self.buf), end),
+            }
+        }
+    }
+
+    /// How long until the peer closes the connection, sending nothing more; panics
+    /// when it sends data, resets or holds it open past [`READ_TIMEOUT`].
+    pub fn time_to_close(&mut self) -> Duration {
+        let t = Instant::now();
+        assert_eq!(
+            self.until_end(),
+            (vec![], Outcome::Closed),
+            "closed by the peer"
+        );
+        t.elapsed()
+    }
+
+    /// Takes `n` messages that `parse` finds at the start of the bytes read (it returns
+    /// a message and the bytes it used), reading as needed. When the stream ends first,
+    /// returns those that came and how it ended; `Ok` means all `n` came.
+    pub fn take<T>(
+        &mut self,
+        n: usize,
+        parse: impl Fn(&[u8]) -> Option<(T, usize)>,
+    ) -> Result<Vec<T>, (Vec<T>, Outcome)> {
+        let mut out = Vec::new();
+        loop {
+            while out.len() < n {
+                let Some((item, used)) = parse(&self.buf) else {
+                    break;
+                };
+                out.push(item);
+                self.buf.drain(..used);
+            }
+            if out.len() >= n {
+                return Ok(out);
+            }
+            match self.read() {
+                Outcome::Data(_) => {}
+                end => return Err((out, end)),
+            }
+        }
+    }
+
+    /// `n` HTTP responses, as [`Conn::take`] gives them.
+    pub fn replies(&mut self, n: usize) -> Result<Vec<Reply>, (Vec<Reply>, Outcome)> {
+        self.take(n, parse_response)
+    }
+
+    /// `n` HTTP responses; panics (saying how the stream ended) when fewer came.
+    pub fn expect_replies(&mut self, n: usize) -> Vec<Reply> {
+        self.replies(n).unwrap_or_else(|(got, end)| {
+            panic!("{n} responses expected; got {got:?}, then {end:?}")
+        })
+    }
+
+    /// `n` Tars response frames; panics (saying how the stream ended) when fewer came.
+    pub fn expect_frames(&mut self, n: usize) -> Vec<ResponsePacket> {
+        self.take(n, parse_frame)
+            .unwrap_or_else(|(got, end)| panic!("{n} frames expected; got {got:?}, then {end:?}"))
+    }
+}
+
+/// Parses one Tars response frame at the start of `buf`: the packet and the bytes used.
+pub fn parse_frame(buf: &[u8]) -> Option<(ResponsePacket, usize)> {
+    let head: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+    let len = u32::from_be_bytes(head) as usize;
+    let body = buf.get(4..len)?;
+    Some((ResponsePacket::decode(body).expect("a ResponsePacket"), len))
 }
 
 /// Like [`http_get`], but None instead of a panic when the connection fails.
 pub fn try_http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut s = TcpStream::connect(local(port)).ok()?;
+    s.set_read_timeout(Some(READ_TIMEOUT)).ok()?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
@@ -351,14 +743,14 @@ pub fn try_http_get(port: u16, path: &str) -> Option<(u16, String)> {
     .ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
-    parse_response(&buf).map(|(st, body, _)| (st, body))
+    parse_response(&buf).map(|(r, _)| (r.status, r.body))
 }
 
-/// One HTTP/1.1 request on a fresh connection, bounded to 10 s.
+/// One HTTP/1.1 request on a fresh connection that the server must close after its
+/// answer (a timeout panics); (0, "") when the answer does not parse.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    let mut s = TcpStream::connect(local(port)).expect("connect");
+    s.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
@@ -367,12 +759,12 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).expect("read");
     parse_response(&buf)
-        .map(|(st, body, _)| (st, body))
+        .map(|(r, _)| (r.status, r.body))
         .unwrap_or((0, String::new()))
 }
 
-/// Parses one response at the start of `buf`: (status, body, bytes used, closes).
-pub fn parse_response_full(buf: &[u8]) -> Option<(u16, String, usize, bool)> {
+/// Parses one response at the start of `buf`: the reply and the bytes it used.
+pub fn parse_response(buf: &[u8]) -> Option<(Reply, usize)> {
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
     let head = std::str::from_utf8(&buf[..end]).ok()?;
     let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
@@ -390,16 +782,15 @@ pub fn parse_response_full(buf: &[u8]) -> Option<(u16, String, usize, bool)> {
     if buf.len() < end + len {
         return None;
     }
+    let body = String::from_utf8_lossy(&buf[end..end + len]).into_owned();
     Some((
-        status,
-        String::from_utf8_lossy(&buf[end..end + len]).into_owned(),
+        Reply {
+            status,
+            body,
+            closes,
+        },
         end + len,
-        closes,
     ))
-}
-
-pub fn parse_response(buf: &[u8]) -> Option<(u16, String, usize)> {
-    parse_response_full(buf).map(|(a, b, c, _)| (a, b, c))
 }
 
 /// Counts of a keep-alive load run.
@@ -412,7 +803,7 @@ pub struct LoadResult {
 
 /// `conns` threads, each sending `GET /` back to back on a keep-alive connection until
 /// `stop` is set; a `Connection: close` answer makes it reconnect. Anything other than a
-/// complete 200 answer to a request sent is a failure.
+/// complete 200 answer to a request sent (a close, a reset, a timeout) is a failure.
 pub fn keepalive_load(
     port: u16,
     conns: usize,
@@ -424,16 +815,17 @@ pub fn keepalive_load(
                 let stop = stop.clone();
                 std::thread::spawn(move || {
                     let mut r = LoadResult::default();
-                    let mut conn: Option<TcpStream> = None;
-                    let mut buf = Vec::with_capacity(4096);
-                    let mut chunk = [0u8; 4096];
+                    let mut conn: Option<Conn> = None;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         if conn.is_none() {
-                            match TcpStream::connect(("127.0.0.1", port)) {
+                            match TcpStream::connect(local(port)) {
                                 Ok(s) => {
-                                    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                                    let _ = s.set_read_timeout(Some(READ_TIMEOUT));
                                     let _ = s.set_nodelay(true);
-                                    conn = Some(s);
+                                    conn = Some(Conn {
+                                        stream: s,
+                                        buf: Vec::new(),
+                                    });
                                     r.reconnects += 1;
                                 }
                                 Err(_) => {
@@ -443,26 +835,16 @@ pub fn keepalive_load(
                                 }
                             }
                         }
-                        let Some(s) = conn.as_mut() else { continue };
-                        if s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").is_err() {
+                        let Some(c) = conn.as_mut() else { continue };
+                        if !c.try_send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n") {
                             r.failed += 1;
                             conn = None;
                             continue;
                         }
-                        buf.clear();
-                        let answer = loop {
-                            if let Some(a) = parse_response_full(&buf) {
-                                break Some(a);
-                            }
-                            match s.read(&mut chunk) {
-                                Ok(0) | Err(_) => break None,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                        };
-                        match answer {
-                            Some((200, body, _, closes)) if body == "hello" => {
+                        match c.replies(1).map(|mut v| v.remove(0)) {
+                            Ok(reply) if reply.status == 200 && reply.body == "hello" => {
                                 r.ok += 1;
-                                if closes {
+                                if reply.closes {
                                     conn = None;
                                 }
                             }
@@ -497,6 +879,35 @@ pub fn cmdline(pid: i32) -> String {
         .to_string()
 }
 
-pub fn path_exists(p: &Path) -> bool {
-    p.exists()
+// ---------------------------------------------------------------------------------------
+// The Tars.js fake platform
+
+/// The fake platform (tests/interop/fake_platform.js) with its records in a temp dir
+/// that is removed after node was killed.
+pub struct Platform {
+    // Field order: node is killed before its records' folder is removed.
+    fake: platform_support::FakePlatform,
+    _dir: tempfile::TempDir,
+}
+
+impl Platform {
+    pub fn start(options: &platform_support::Options) -> Platform {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fake = platform_support::FakePlatform::start(dir.path(), options)
+            .unwrap_or_else(|e| panic!("fake platform: {e}"));
+        Platform { fake, _dir: dir }
+    }
+}
+
+impl std::ops::Deref for Platform {
+    type Target = platform_support::FakePlatform;
+    fn deref(&self) -> &Self::Target {
+        &self.fake
+    }
+}
+
+impl std::ops::DerefMut for Platform {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.fake
+    }
 }

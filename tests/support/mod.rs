@@ -2,6 +2,7 @@
 //! it, read its status, and clean up every process it started, by pid.
 #![allow(dead_code)]
 
+pub mod chaos;
 pub mod fake_tars;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -153,9 +154,15 @@ impl Server {
 
     /// Runs `tarsfork --config=… <args>` to completion (bounded).
     pub fn cmd(&self, args: &[&str]) -> Output {
+        self.cmd_env(args, &[])
+    }
+
+    /// [`Server::cmd`] with `env` added to its environment (a daemon keeps it).
+    pub fn cmd_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut child = Command::new(BIN)
             .arg(format!("--config={}", self.config.display()))
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -179,7 +186,12 @@ impl Server {
 
     /// `start` in daemon mode; asserts success and returns the master pid.
     pub fn start(&self) -> i32 {
-        let out = self.cmd(&["start"]);
+        self.start_env(&[])
+    }
+
+    /// [`Server::start`] with `env` in the server's environment.
+    pub fn start_env(&self, env: &[(&str, &str)]) -> i32 {
+        let out = self.cmd_env(&["start"], env);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),

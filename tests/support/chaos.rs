@@ -123,12 +123,20 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Issue 11's target, which every scenario is held to: no request unanswered, none
+    /// failed beyond the requests the faults cut off, every answer the right one.
+    pub fn target_met(&self) -> bool {
+        let t = &self.tally;
+        t.balanced() && t.unanswered == 0 && t.other == 0 && t.failed <= self.faults.in_flight_bound
+    }
+
     /// The line `scripts/chaos` prints.
     pub fn line(&self) -> String {
         let t = &self.tally;
         format!(
             "CHAOS {} requests={} ok={} other={} failed={} unanswered={} connect_errors={} \
-             faults={} in_flight_bound={} no_accept_longest_ms={} no_accept_total_ms={} probes={} secs={:.1}",
+             faults={} in_flight_bound={} target={} no_accept_longest_ms={} no_accept_total_ms={} \
+             probes={} secs={:.1}",
             self.name,
             t.sent,
             t.ok,
@@ -138,6 +146,7 @@ impl Outcome {
             t.connect_errors,
             self.faults.applied,
             self.faults.in_flight_bound,
+            if self.target_met() { "met" } else { "missed" },
             self.gaps.longest.as_millis(),
             self.gaps.total.as_millis(),
             self.gaps.probes,
@@ -182,8 +191,9 @@ fn apply(s: &Scenario, port: u16, master: i32) -> Faults {
     let mut rng = Rng::seeded();
     let mut f = Faults::default();
     let mut stopped: Vec<i32> = Vec::new();
-    let end = Instant::now() + s.duration;
-    let mut next = Instant::now() + s.every;
+    let start = Instant::now();
+    let end = start + s.duration;
+    let mut next = start + s.every;
     while next <= end {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         next += s.every;

@@ -22,7 +22,10 @@
 //!
 //! Fault injection for the tests: with `TARSFORK_DEMO_FAIL_BOOT` set in its environment,
 //! every event worker's `on_worker_start` fails, which must stop the server with that
-//! message instead of respawning forever. `TARSFORK_DEMO_CONFIG_FILES=a.conf,b.conf`
+//! message instead of respawning forever. With `TARSFORK_DEMO_CRASH_BOOT_FILE=<path>`,
+//! `on_worker_start` aborts while `<path>` exists: the worker dies before it is ready,
+//! which the manager backs off (crash-loop backoff) until the file is gone.
+//! `TARSFORK_DEMO_CONFIG_FILES=a.conf,b.conf`
 //! makes the demo list those files to pull from tarsconfig at start.
 
 use std::cell::{Cell, RefCell};
@@ -189,6 +192,11 @@ fn main() -> ExitCode {
         .on_worker_start(|ctx| {
             if let Ok(why) = std::env::var("TARSFORK_DEMO_FAIL_BOOT") {
                 return Err(format!("TARSFORK_DEMO_FAIL_BOOT is set ({why})"));
+            }
+            if let Some(path) = std::env::var_os("TARSFORK_DEMO_CRASH_BOOT_FILE") {
+                if std::path::Path::new(&path).exists() {
+                    std::process::abort();
+                }
             }
             ctx.tick(Duration::from_millis(50), |_| tick());
             Ok(())

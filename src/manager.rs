@@ -1,15 +1,14 @@
 //! The manager: runs the pools described in `pool` — forks their processes, reaps and
-//! respawns them (with crash-loop backoff), rolls reloads one id at a time, applies
+//! respawns them (under the respawn policy of `backoff`), rolls reloads one id at a time, applies
 //! TTIN/TTOU, and watches liveness. It never asks which kind a process is: the pool's
 //! description says what applies.
 //!
 //! The main loop reads top to bottom: wait, notice a clock gap, dispatch signals,
 //! reap, then either finish stopping or manage the pools and murder the hung processes.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::backoff::CrashLoop;
+use crate::backoff::{Budget, Respawns, Verdict};
 use crate::pool::{self, Pool, MANAGER, POOLS};
 use crate::process::{self, ChildBoot, Shared, Started};
 use crate::scoreboard::{ProcRow, ProcState};
@@ -85,8 +84,8 @@ struct Manager<'a> {
     service: &'a Service,
     pools: Vec<PoolRun>,
     slots: Vec<Slot>,
-    /// Crash-loop record per id (ids are unique across pools).
-    backoff: HashMap<u32, CrashLoop>,
+    /// When the ids' dead processes may be respawned (ids are unique across pools).
+    respawns: Respawns,
     phase: Phase,
     last_turn_ms: i64,
     /// After a clock gap, ages are counted from here, not from stamps made before it.
@@ -115,7 +114,7 @@ fn run(shared: &mut Shared, service: &Service, started: Started) -> std::io::Res
     if let Some(f) = &service.on_manager_start {
         f(&shared.settings);
     }
-    let pools = POOLS
+    let pools: Vec<PoolRun> = POOLS
         .iter()
         .zip(pool::first_ids(&shared.settings))
         .map(|(&spec, ids)| PoolRun {
@@ -124,13 +123,14 @@ fn run(shared: &mut Shared, service: &Service, started: Started) -> std::io::Res
             generation: 1,
         })
         .collect();
+    let processes = pools.iter().map(|p| p.ids.len()).sum();
     let master_fd = shared.master_alive_fd();
     let mut mgr = Manager {
         shared,
         service,
         pools,
         slots: Vec::new(),
-        backoff: HashMap::new(),
+        respawns: Respawns::new(Budget::for_pools(processes, sys::monotonic_ms())),
         phase: Phase::Running,
         last_turn_ms: sys::monotonic_ms(),
         resumed_ms: 0,
@@ -285,8 +285,8 @@ impl Manager<'_> {
         for p in &self.slots {
             let _ = sys::send_signal(p.pid, sig);
         }
-        for id in self.backoff.keys() {
-            self.shared.scoreboard.clear_backoff(*id);
+        for id in self.respawns.ids() {
+            self.shared.scoreboard.clear_backoff(id);
         }
         self.phase = Phase::Stopping {
             deadline: now + wait,
@@ -319,7 +319,7 @@ impl Manager<'_> {
                     return;
                 }
             };
-            self.shared.forget(pid);
+            let last_state = self.shared.forget(pid);
             let Some(pos) = self.slots.iter().position(|p| p.pid == pid) else {
                 continue;
             };
@@ -337,17 +337,21 @@ impl Manager<'_> {
                 self.begin_stop(false, now);
                 continue;
             }
-            if status == ExitStatus::Code(0) {
+            let was_ready = last_state.is_some_and(ProcState::has_been_ready);
+            let uptime = now - p.started_ms;
+            let delay = self.respawns.died(p.id, was_ready, now);
+            if status == ExitStatus::Code(0) && was_ready {
                 // A worker that recycled itself (max_request) or was told to go.
                 log::info(&format!("{what} exited normally; respawning"));
                 continue;
             }
-            let uptime = now - p.started_ms;
-            let crash = self.backoff.entry(p.id).or_default();
-            match crash.died(uptime, now) {
+            match delay {
                 Some(delay) => {
+                    let Some(crash) = self.respawns.record(p.id).copied() else {
+                        continue;
+                    };
                     log::error(&format!(
-                        "{what} died after {uptime} ms with {status}; respawning in {delay} ms (crash-loop backoff, failure {})",
+                        "{what} died after {uptime} ms with {status} before it was ready; respawning in {delay} ms (crash-loop backoff, failure {})",
                         crash.failures()
                     ));
                     self.shared.scoreboard.set_backoff(
@@ -369,9 +373,11 @@ impl Manager<'_> {
         // Processes that started draining on their own (max_request) are leaving.
         let max_wait = self.shared.settings.max_wait_time.as_millis() as i64;
         for p in self.slots.iter_mut() {
-            if !p.state.leaving()
-                && row_of(rows, p.pid).map(|r| r.state) == Some(ProcState::Draining)
-            {
+            let state = row_of(rows, p.pid).map(|r| r.state);
+            if state.is_some_and(ProcState::has_been_ready) {
+                self.respawns.ready(p.id);
+            }
+            if !p.state.leaving() && state == Some(ProcState::Draining) {
                 p.state = SlotState::Retiring {
                     until: now + max_wait + KILL_GRACE_MS,
                 };
@@ -383,8 +389,8 @@ impl Manager<'_> {
         }
     }
 
-    /// Spawns what `pool` lacks: a current-generation process for every id not waiting
-    /// out a backoff. Rolling: while a new process is still starting, an id that still
+    /// Spawns what `pool` lacks: a current-generation process for every id the respawn
+    /// policy lets go. Rolling: while a new process is still starting, an id that still
     /// has its old process waits, so ids are replaced one at a time.
     fn fill(&mut self, pool: usize, rows: &[ProcRow], now: i64) {
         let generation = self.pools[pool].generation;
@@ -416,12 +422,21 @@ impl Manager<'_> {
             if has_old && rolling && starting_new {
                 continue;
             }
-            if let Some(b) = self.backoff.get(&id) {
-                if b.waiting(now) {
-                    continue;
+            match self.respawns.check(id, now) {
+                Verdict::Go { after_backoff } => {
+                    if after_backoff {
+                        self.shared.scoreboard.clear_backoff(id);
+                    }
                 }
-                if b.until_ms() != 0 {
-                    self.shared.scoreboard.clear_backoff(id);
+                Verdict::Backoff { .. } => continue,
+                Verdict::Budget { until } => {
+                    if self.respawns.newly_dry() {
+                        log::warn(&format!(
+                            "respawn budget spent (processes keep dying); the next respawn in {} ms",
+                            until - now
+                        ));
+                    }
+                    continue;
                 }
             }
             self.spawn(pool, id, generation, now);
@@ -565,9 +580,9 @@ impl Manager<'_> {
                 });
             }
             Err(e) => {
-                // Treat like an early death so we do not spin on fork().
+                // Treat like a death before ready so we do not spin on fork().
                 log::error(&e.to_string());
-                self.backoff.entry(id).or_default().fail(now);
+                self.respawns.fork_failed(id, now);
             }
         }
     }

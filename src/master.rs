@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::backoff::CrashLoop;
+use crate::backoff::{Budget, Respawns, Verdict};
 use crate::daemon::{self, Launcher, Readiness};
 use crate::error::Error;
 use crate::pidfile::PidFile;
@@ -94,17 +94,24 @@ impl MasterOnly {
 }
 
 /// The manager as the master supervises it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ManagerSlot {
     /// Its pid while it runs (and is not reaped yet).
     pid: Option<i32>,
-    /// When it was forked (monotonic ms).
+    /// When it was forked (monotonic ms, taken just before the fork).
     started_ms: i64,
-    /// Its early deaths in a row.
-    crash: CrashLoop,
+    /// Whether it has been ready: every pool that counts toward readiness had all its
+    /// processes up, forked since it was. A manager that dies before that is in a
+    /// crash loop; one that dies after is re-forked at once (budget permitting).
+    ready: bool,
+    /// When it may be re-forked after a death (the respawn policy, as id 0).
+    respawns: Respawns,
     /// When it is to be forked again, after a death.
     respawn_at: Option<i64>,
 }
+
+/// The manager's id in its respawn policy (it is the only one).
+const MANAGER_ID: u32 = 0;
 
 /// The master and everything it holds while it runs.
 struct Master<'a> {
@@ -368,7 +375,13 @@ fn start_and_supervise(
         wake,
         me,
         phase: MasterPhase::Starting,
-        manager: ManagerSlot::default(),
+        manager: ManagerSlot {
+            pid: None,
+            started_ms: 0,
+            ready: false,
+            respawns: Respawns::new(Budget::for_manager(sys::monotonic_ms())),
+            respawn_at: None,
+        },
         ready_by,
     };
     master.only.launcher = launcher.take();
@@ -422,6 +435,7 @@ impl Master<'_> {
                 return Ok(code);
             }
             self.respawn_manager(now)?;
+            self.watch_manager();
             if let Some(code) = self.advance_phase(now)? {
                 return Ok(code);
             }
@@ -523,24 +537,55 @@ impl Master<'_> {
                 log::error(&msg);
                 return Err(Error::Boot(msg));
             }
-            let uptime = now - self.manager.started_ms;
-            let delay = self.manager.crash.died(uptime, now).unwrap_or(0);
+            let ready = self.manager.ready;
+            let delay = self.manager.respawns.died(MANAGER_ID, ready, now);
+            let when = match delay {
+                Some(ms) => format!("in {ms} ms (crash-loop backoff: its pools never came up)"),
+                None => "now".to_string(),
+            };
             log::error(&format!(
-                "manager process died with {status}; re-forking it in {delay} ms (its workers drain and exit)"
+                "manager process died with {status}; re-forking it {when} (its workers drain and exit)"
             ));
-            self.manager.respawn_at = Some(now + delay);
+            self.manager.respawn_at = Some(now + delay.unwrap_or(0));
         }
         Ok(None)
     }
 
-    /// Forks the manager again once its backoff has passed (never while stopping).
+    /// Forks the manager again once the respawn policy lets it (never while stopping).
     fn respawn_manager(&mut self, now: i64) -> Result<(), Error> {
         match self.manager.respawn_at {
             Some(at) if now >= at && !self.phase.stopping() => {
-                self.manager.respawn_at = None;
-                self.spawn_manager()
+                match self.manager.respawns.check(MANAGER_ID, now) {
+                    Verdict::Go { .. } => {
+                        self.manager.respawn_at = None;
+                        self.spawn_manager()
+                    }
+                    Verdict::Backoff { until } | Verdict::Budget { until } => {
+                        if self.manager.respawns.newly_dry() {
+                            log::warn(&format!(
+                                "manager re-fork budget spent; re-forking it in {} ms",
+                                until - now
+                            ));
+                        }
+                        self.manager.respawn_at = Some(until);
+                        Ok(())
+                    }
+                }
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Notes when the running manager's pools are first all up.
+    fn watch_manager(&mut self) {
+        let m = &mut self.manager;
+        if m.pid.is_none() || m.ready {
+            return;
+        }
+        let rows = self.shared.scoreboard.rows();
+        if pool::ready(&rows, &self.shared.settings, m.started_ms) {
+            m.ready = true;
+            m.respawns.ready(MANAGER_ID);
         }
     }
 
@@ -551,7 +596,7 @@ impl Master<'_> {
         let manager_gone = self.manager.pid.is_none() && self.manager.respawn_at.is_none();
         match self.phase {
             MasterPhase::Starting => {
-                if pool::ready(&self.shared.scoreboard.rows(), &self.shared.settings) {
+                if self.manager.ready {
                     self.phase = MasterPhase::Ready;
                     let lines = self.ready_lines();
                     daemon::report(self.only.launcher.take(), Readiness::Ready { lines });
@@ -604,11 +649,14 @@ impl Master<'_> {
     fn spawn_manager(&mut self) -> Result<(), Error> {
         let master_pid = sys::getpid();
         let service = self.service;
+        // Before the fork: the manager's workers stamp their rows after it.
+        let started_ms = sys::monotonic_ms();
         let pid = self.fork_child("manager process", |shared| {
             manager::run_child(shared, service, master_pid)
         })?;
         self.manager.pid = Some(pid);
-        self.manager.started_ms = sys::monotonic_ms();
+        self.manager.started_ms = started_ms;
+        self.manager.ready = false;
         Ok(())
     }
 

@@ -217,13 +217,16 @@ pub(crate) fn status_word(role: Option<Role>) -> &'static str {
 }
 
 /// Whether every pool that counts toward readiness has all its processes up (idle or
-/// busy) in `rows`.
-pub(crate) fn ready(rows: &[ProcRow], settings: &Settings) -> bool {
+/// busy) in `rows`, counting only processes started at or after `since_ms` (monotonic):
+/// the workers of an earlier manager may still be up, draining or not yet told.
+pub(crate) fn ready(rows: &[ProcRow], settings: &Settings, since_ms: i64) -> bool {
     POOLS.iter().filter(|p| p.counts_toward_ready).all(|p| {
         let up = rows
             .iter()
             .filter(|r| {
-                r.role == Some(p.kind.role) && matches!(r.state, ProcState::Idle | ProcState::Busy)
+                r.role == Some(p.kind.role)
+                    && r.started_ms >= since_ms
+                    && matches!(r.state, ProcState::Idle | ProcState::Busy)
             })
             .count();
         up >= (p.size)(settings) as usize
@@ -321,18 +324,22 @@ mod tests {
             row(Role::EventWorker, ProcState::Idle),
             row(Role::EventWorker, ProcState::Busy),
         ];
-        assert!(!ready(&rows, &settings), "no task worker yet");
+        assert!(!ready(&rows, &settings, 0), "no task worker yet");
         rows.push(row(Role::TaskWorker, ProcState::Starting));
-        assert!(!ready(&rows, &settings), "a starting one is not up");
+        assert!(!ready(&rows, &settings, 0), "a starting one is not up");
         rows.push(ProcRow {
             role: None,
             ..row(Role::TaskWorker, ProcState::Idle)
         });
         assert!(
-            !ready(&rows, &settings),
+            !ready(&rows, &settings, 0),
             "an unknown role counts for no pool"
         );
         rows.push(row(Role::TaskWorker, ProcState::Idle));
-        assert!(ready(&rows, &settings));
+        assert!(ready(&rows, &settings, 0));
+        assert!(
+            !ready(&rows, &settings, 1),
+            "processes started before `since` (an earlier manager's) do not count"
+        );
     }
 }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use crate::error::Error;
 use crate::http::Limits;
 use crate::log;
-use crate::scoreboard::{ProcHandle, Role, Scoreboard};
+use crate::scoreboard::{ProcHandle, ProcState, Role, Scoreboard};
 use crate::settings::Settings;
 use crate::signals::Wakeup;
 use crate::sys::ident::ProcessId;
@@ -103,8 +103,9 @@ impl Shared {
 
     /// A reaped process leaves the scoreboard, and its connections leave the adapters'
     /// totals (a worker killed with open connections must not leak them into the count).
-    pub(crate) fn forget(&self, pid: i32) {
-        self.scoreboard.remove(pid);
+    /// Returns the state it last reported, which says whether it had been ready.
+    pub(crate) fn forget(&self, pid: i32) -> Option<ProcState> {
+        let last = self.scoreboard.remove(pid);
         let names: Vec<String> = self
             .settings
             .adapters
@@ -112,6 +113,7 @@ impl Shared {
             .map(|a| a.name.clone())
             .collect();
         self.scoreboard.release_connections(pid, &names);
+        last
     }
 
     /// Adds the calling child's scoreboard row.

@@ -83,6 +83,15 @@ impl ProcState {
         }
     }
 
+    /// Whether a process in this state has been ready: it reported idle once (busy and
+    /// draining come only after that). The respawn policy asks it of a dead process.
+    pub fn has_been_ready(self) -> bool {
+        matches!(
+            self,
+            ProcState::Idle | ProcState::Busy | ProcState::Draining
+        )
+    }
+
     fn from_i64(v: i64) -> ProcState {
         match v {
             0 => ProcState::Starting,
@@ -329,9 +338,13 @@ impl Scoreboard {
         })
     }
 
-    /// Removes a reaped process's row.
-    pub fn remove(&self, pid: i32) {
-        let _ = self.table.del(proc_key(pid).as_bytes());
+    /// Removes a reaped process's row; returns the state it last reported (None when it
+    /// never added its row).
+    pub fn remove(&self, pid: i32) -> Option<ProcState> {
+        let key = proc_key(pid);
+        let state = self.table.load_int(key.as_bytes(), "state").ok().flatten();
+        let _ = self.table.del(key.as_bytes());
+        state.map(ProcState::from_i64)
     }
 
     /// Shows id `id` as waiting in backoff until `until_ms`.

@@ -122,25 +122,19 @@ fn keepalive_goes_on_without_duplicates_after_task_worker_0_is_killed() {
 fn keepalive_stops_while_every_worker_is_down() {
     let fake = fake_node();
     let s = server_with_node(&fake.node_obj(), 1);
-    s.start();
+    let crash_file = s.dir.path().join("crash-boot");
+    s.start_env(&[(
+        "TARSFORK_DEMO_CRASH_BOOT_FILE",
+        crash_file.to_str().unwrap(),
+    )]);
     wait_for(Duration::from_secs(2), || {
         (!keepalives(&fake, ADAPTERS[0]).is_empty()).then_some(())
     })
     .unwrap();
-    // Kill the only worker each time it comes back, until its backoff is long.
-    let mut last = 0;
-    for _ in 0..6 {
-        let pid = wait_for(Duration::from_secs(10), || {
-            s.procs()
-                .into_iter()
-                .find(|p| p.1 == "worker" && p.0 > 0 && p.0 != last)
-                .map(|p| p.0)
-        })
-        .unwrap();
-        kill(pid, libc::SIGKILL);
-        last = pid;
-    }
-    // The last death starts a 3.2 s backoff: no worker is up, so no keepAlive.
+    // From now on every new worker dies before it is ready (crash-loop backoff): kill
+    // the only worker, and none is up until the file is gone.
+    std::fs::write(&crash_file, b"").unwrap();
+    kill(s.pids_of("worker")[0], libc::SIGKILL);
     std::thread::sleep(Duration::from_millis(400));
     let before = keepalives(&fake, ADAPTERS[0]).len();
     std::thread::sleep(Duration::from_millis(1500));
@@ -151,7 +145,8 @@ fn keepalive_stops_while_every_worker_is_down() {
     );
     assert!(s.log().contains("keepAlive withheld"), "{}", s.log());
     // It resumes when the worker is back.
-    s.wait_role_up("worker", 1, Duration::from_secs(10));
+    std::fs::remove_file(&crash_file).unwrap();
+    s.wait_role_up("worker", 1, Duration::from_secs(15));
     let resumed = wait_for(Duration::from_secs(2), || {
         (keepalives(&fake, ADAPTERS[0]).len() > before).then_some(())
     });

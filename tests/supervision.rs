@@ -81,6 +81,38 @@ fn killed_manager_is_reforked_and_new_workers_take_over() {
 }
 
 #[test]
+fn a_manager_killed_once_its_pools_are_up_is_reforked_at_once() {
+    let s = Server::new(Opts::default());
+    s.start();
+    for round in 0..3 {
+        let manager = s.pids_of("manager")[0];
+        let old_workers = s.pids_of("worker");
+        kill(manager, libc::SIGKILL);
+        // The next one is killed as soon as its own workers are up: well inside 1 s.
+        wait_for(Duration::from_secs(5), || {
+            let procs = s.procs();
+            let new_manager = procs.iter().any(|p| p.1 == "manager" && p.0 != manager);
+            let up = procs
+                .iter()
+                .filter(|p| p.1 == "worker" && p.3 == "idle" && !old_workers.contains(&p.0))
+                .count();
+            (new_manager && up >= 2).then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "round {round}: no new manager with its workers:\n{}",
+                s.log()
+            )
+        });
+    }
+    let log = s.log();
+    assert_eq!(log.matches("re-forking it now").count(), 3, "{log}");
+    assert!(!log.contains("crash-loop backoff"), "{log}");
+    assert_eq!(s.get("/").0, 200);
+    assert!(s.cmd(&["stop"]).status.success());
+}
+
+#[test]
 fn killed_master_takes_the_tree_down_within_a_second_and_start_works_again() {
     let s = Server::new(Opts::default());
     let master = s.start();
@@ -99,36 +131,107 @@ fn killed_master_takes_the_tree_down_within_a_second_and_start_works_again() {
 }
 
 #[test]
-fn crash_loop_is_backed_off_and_shown_in_status() {
+fn a_worker_dying_before_it_is_ready_is_backed_off_and_shown_in_status() {
+    let s = Server::new(Opts {
+        workers: 1,
+        ..Opts::default()
+    });
+    let crash_file = s.dir.path().join("crash-boot");
+    let crash_env = crash_file.to_str().unwrap();
+    s.start_env(&[("TARSFORK_DEMO_CRASH_BOOT_FILE", crash_env)]);
+    // From now on every new worker aborts in on_worker_start, before it is ready.
+    std::fs::write(&crash_file, b"").unwrap();
+    kill(worker_pid(&s, 0).expect("worker 0"), libc::SIGKILL);
+    let mut seen_backoff = false;
+    let looped = wait_for(Duration::from_secs(15), || {
+        seen_backoff |= s
+            .procs()
+            .iter()
+            .any(|p| p.1 == "worker" && p.3 == "backoff");
+        let log = s.log();
+        (seen_backoff && log.contains("crash-loop backoff, failure 3")).then_some(log)
+    });
+    let log = looped.unwrap_or_else(|| panic!("no crash loop seen:\n{}", s.log()));
+    assert!(log.contains("before it was ready"), "{log}");
+    assert!(log.contains("respawning in 400 ms"), "delays double: {log}");
+    // It comes back by itself once it can start again.
+    std::fs::remove_file(&crash_file).unwrap();
+    s.wait_role_up("worker", 1, Duration::from_secs(15));
+    assert_eq!(s.get("/").0, 200);
+    assert!(s.cmd(&["stop"]).status.success());
+}
+
+#[test]
+fn a_ready_worker_killed_soon_after_its_start_is_respawned_at_once() {
     let s = Server::new(Opts {
         workers: 1,
         ..Opts::default()
     });
     s.start();
-    let mut seen_backoff = false;
     let mut last = 0;
-    // Kill worker 0 each time it comes back, well inside its first second.
-    for _ in 0..6 {
-        let pid = wait_for(Duration::from_secs(15), || {
-            let procs = s.procs();
-            if procs.iter().any(|p| p.1 == "worker" && p.3 == "backoff") {
-                seen_backoff = true;
-            }
-            procs
+    // Kill worker 0 as soon as each new one is ready, well inside its first second.
+    for round in 0..8 {
+        let t = Instant::now();
+        let pid = wait_for(Duration::from_secs(5), || {
+            s.procs()
                 .into_iter()
-                .find(|p| p.1 == "worker" && p.0 > 0 && p.0 != last)
+                .find(|p| p.1 == "worker" && p.0 > 0 && p.0 != last && p.3 == "idle")
                 .map(|p| p.0)
         })
-        .expect("worker respawned");
+        .unwrap_or_else(|| panic!("round {round}: no new ready worker:\n{}", s.log()));
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "round {round}: the respawn was held back {:?}",
+            t.elapsed()
+        );
         kill(pid, libc::SIGKILL);
         last = pid;
     }
     let log = s.log();
-    assert!(log.contains("crash-loop backoff, failure 3"), "{log}");
-    assert!(log.contains("respawning in 400 ms"), "delays double: {log}");
-    assert!(seen_backoff, "status shows the backoff state");
-    // It comes back by itself once left alone.
-    s.wait_role_up("worker", 1, Duration::from_secs(15));
+    assert!(!log.contains("crash-loop backoff"), "{log}");
+    s.wait_role_up("worker", 1, Duration::from_secs(5));
+    assert_eq!(s.get("/").0, 200);
+    assert!(s.cmd(&["stop"]).status.success());
+}
+
+#[test]
+fn workers_that_crash_on_every_request_are_respawned_no_faster_than_the_budget() {
+    let s = Server::new(Opts::default());
+    s.start();
+    let port = s.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Every worker aborts on its first request: ready, then dead at once, in a loop.
+    let hammers: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = try_http_get(port, "/crash");
+                }
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in hammers {
+        h.join().unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let log = s.log();
+    let deaths = log.matches("died with signal 6 (ABRT)").count();
+    // The pools' budget (3 processes): 20 at once, then 20 a second.
+    let most = 20 + (20.0 * secs).ceil() as usize + 2;
+    assert!(
+        (30..=most).contains(&deaths),
+        "{deaths} respawns in {secs:.1} s (at most {most}):\n{log}"
+    );
+    assert!(log.contains("respawn budget spent"), "{log}");
+    assert!(
+        !log.contains("crash-loop backoff"),
+        "they were ready: {log}"
+    );
+    s.wait_role_up("worker", 2, Duration::from_secs(5));
     assert_eq!(s.get("/").0, 200);
     s.stop();
 }

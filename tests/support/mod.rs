@@ -8,6 +8,7 @@
 //! the connection open.
 #![allow(dead_code)]
 
+pub mod chaos;
 pub mod fake_tars;
 
 #[path = "../../tars/tests/platform_support/mod.rs"]
@@ -420,7 +421,12 @@ impl Server {
 
     /// `start` in daemon mode; asserts success and returns the master pid.
     pub fn start(&self) -> i32 {
-        let out = self.cmd(&["start"]);
+        self.start_env(&[])
+    }
+
+    /// [`Server::start`] with `env` in the server's environment.
+    pub fn start_env(&self, env: &[(&str, &str)]) -> i32 {
+        let out = self.cmd_env(&["start"], env);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),

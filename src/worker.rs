@@ -28,7 +28,7 @@ use crate::scoreboard::{ProcHandle, ProcState};
 use crate::service::{Ctx, Service, TaskClient, Timers};
 use crate::settings::Protocol;
 use crate::signals::{self, Action};
-use crate::{log, sys, taskq, EXIT_BOOT_ERROR};
+use crate::{log, sys, EXIT_BOOT_ERROR};
 
 const WAKE: Token = Token(0);
 const MASTER_GONE: Token = Token(1);
@@ -139,30 +139,25 @@ pub(crate) fn serve(
     boot: &ChildBoot,
     started: Started,
 ) -> io::Result<i32> {
-    let Started { wake, handle } = started;
+    let Started {
+        wake,
+        handle,
+        task_reply,
+    } = started;
     let poll = Poll::new()?;
     let registry = poll.registry();
     registry.register(&mut SourceFd(&wake.fd()), WAKE, Interest::READABLE)?;
     let master_fd = shared.master_alive_fd();
     registry.register(&mut SourceFd(&master_fd), MASTER_GONE, Interest::READABLE)?;
 
-    let tasks = if shared.settings.task_worker_num > 0 {
-        let sock = taskq::bind_reply(shared.token, sys::getpid())?;
-        sock.set_nonblocking(true)?;
-        registry.register(
-            &mut SourceFd(&sock.as_raw_fd()),
-            TASK_REPLY,
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
-        Some(TaskClient::new(
-            sock,
-            shared.token,
-            boot.id,
-            handle.pending.clone(),
-        ))
-    } else {
-        None
-    };
+    let tasks = TaskClient::for_worker(
+        shared,
+        task_reply,
+        boot.id,
+        handle.pending.clone(),
+        registry,
+        TASK_REPLY,
+    )?;
 
     let mut listeners = Vec::new();
     let mut adapters = Vec::new();
@@ -339,16 +334,7 @@ impl Worker<'_> {
     }
 
     fn dispatch_finished(&mut self) {
-        loop {
-            let next = self
-                .ctx
-                .task_client()
-                .and_then(|tc| tc.finished.pop_front());
-            let Some((id, data)) = next else { break };
-            if let Some(f) = &self.service.on_finish {
-                f(&mut self.ctx, id, &data);
-            }
-        }
+        crate::service::dispatch_task_results(self.service, &mut self.ctx);
     }
 
     fn accept(&mut self, listener_index: usize) {

@@ -31,19 +31,30 @@ pub fn group(name: &str) -> io::Result<Option<u32>> {
     Ok(found.map(|g| g.gid.as_raw()))
 }
 
-/// Becomes `uid`:`gid` with no supplementary groups, for good. Needs root.
-pub fn drop_to(uid: u32, gid: u32) -> io::Result<()> {
-    let (u, g) = (Uid::from_raw(uid), Gid::from_raw(gid));
-    nix::unistd::setgroups(&[]).map_err(|e| with("setgroups([])", e))?;
-    nix::unistd::setgid(g).map_err(|e| with("setgid", e))?;
-    nix::unistd::setuid(u).map_err(|e| with("setuid", e))?;
+/// Whether every uid and gid of the process is `u` / `g` and it has no other group.
+fn only(u: Uid, g: Gid) -> io::Result<bool> {
     let ru = nix::unistd::getresuid().map_err(nix_err)?;
     let rg = nix::unistd::getresgid().map_err(nix_err)?;
     let groups = nix::unistd::getgroups().map_err(nix_err)?;
-    let same_uid = [ru.real, ru.effective, ru.saved].iter().all(|x| *x == u);
-    let same_gid = [rg.real, rg.effective, rg.saved].iter().all(|x| *x == g);
-    let clean_groups = groups.iter().all(|x| *x == g);
-    if !same_uid || !same_gid || !clean_groups {
+    Ok([ru.real, ru.effective, ru.saved].iter().all(|x| *x == u)
+        && [rg.real, rg.effective, rg.saved].iter().all(|x| *x == g)
+        && groups.iter().all(|x| *x == g))
+}
+
+/// Becomes `uid`:`gid` with no supplementary groups, for good. Needs root, unless the
+/// process is that identity already (a worker forked by a manager that dropped).
+pub fn drop_to(uid: u32, gid: u32) -> io::Result<()> {
+    let (u, g) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    if only(u, g)? {
+        return Ok(());
+    }
+    nix::unistd::setgroups(&[]).map_err(|e| with("setgroups([])", e))?;
+    nix::unistd::setgid(g).map_err(|e| with("setgid", e))?;
+    nix::unistd::setuid(u).map_err(|e| with("setuid", e))?;
+    if !only(u, g)? {
+        let ru = nix::unistd::getresuid().map_err(nix_err)?;
+        let rg = nix::unistd::getresgid().map_err(nix_err)?;
+        let groups = nix::unistd::getgroups().map_err(nix_err)?;
         return Err(io::Error::other(format!(
             "after the drop: uids {ru:?}, gids {rg:?}, groups {groups:?}"
         )));

@@ -43,6 +43,8 @@ pub struct Opts {
     pub extra: Vec<String>,
     /// Extra adapter-block lines for the HTTP adapter.
     pub adapter_extra: Vec<String>,
+    /// Whether the config sets `datapath` (else the per-user default is used).
+    pub datapath: bool,
 }
 
 impl Default for Opts {
@@ -54,6 +56,7 @@ impl Default for Opts {
             idle_ms: 60_000,
             extra: Vec::new(),
             adapter_extra: Vec::new(),
+            datapath: true,
         }
     }
 }
@@ -66,6 +69,8 @@ pub struct Server {
     pub foreground: Option<Child>,
     /// Every pid ever seen in this server's tree, killed on drop if still ours.
     seen: std::cell::RefCell<Vec<(i32, u64)>>,
+    /// Environment changes for every command run (`None` removes the variable).
+    pub env: Vec<(&'static str, Option<String>)>,
 }
 
 pub fn proc_start(pid: i32) -> Option<u64> {
@@ -103,6 +108,7 @@ impl Server {
             port,
             foreground: None,
             seen: Default::default(),
+            env: Vec::new(),
         };
         s.write_config(&opts);
         s
@@ -120,7 +126,7 @@ impl Server {
         }
         let text = format!(
             "<tars>\n  <application>\n    <server>\n      app=TestApp\n      server=HelloServer\n\
-             \x20     basepath={d}/bin/\n      datapath={d}/data/\n      logpath={d}/log/\n\
+             \x20     basepath={d}/bin/\n{datapath}      logpath={d}/log/\n\
              \x20     logLevel=DEBUG\n      deactivating-timeout=5000\n      task_worker_num={tasks}\n\
              \x20     daemonize={daemon}\n      worker_num={workers}\n{server_extra}\
              \x20     <TestApp.HelloServer.HttpObjAdapter>\n        allow\n\
@@ -128,6 +134,11 @@ impl Server {
              \x20       protocol=not_tars\n        servant=TestApp.HelloServer.HttpObj\n        threads=2\n{adapter_extra}\
              \x20     </TestApp.HelloServer.HttpObjAdapter>\n    </server>\n  </application>\n</tars>\n",
             d = d.display(),
+            datapath = if o.datapath {
+                format!("      datapath={}/data/\n", d.display())
+            } else {
+                String::new()
+            },
             tasks = o.tasks,
             daemon = u8::from(o.daemonize),
             workers = o.workers,
@@ -151,10 +162,23 @@ impl Server {
         self.dir.path().join("data/TestApp.HelloServer.pid")
     }
 
+    /// `tarsfork --config=…` with this server's environment changes.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg(format!("--config={}", self.config.display()));
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+
     /// Runs `tarsfork --config=… <args>` to completion (bounded).
     pub fn cmd(&self, args: &[&str]) -> Output {
-        let mut child = Command::new(BIN)
-            .arg(format!("--config={}", self.config.display()))
+        let mut child = self
+            .command()
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -283,8 +307,8 @@ impl Server {
 
     /// Records the current tree so drop can kill it.
     pub fn remember_tree(&self) {
-        let Ok(out) = Command::new(BIN)
-            .arg(format!("--config={}", self.config.display()))
+        let Ok(out) = self
+            .command()
             .args(["status", "--json"])
             .stdin(Stdio::null())
             .stderr(Stdio::null())
@@ -499,4 +523,115 @@ pub fn cmdline(pid: i32) -> String {
 
 pub fn path_exists(p: &Path) -> bool {
     p.exists()
+}
+
+/// Whether this test process runs as root (the threat-model tests switch to another
+/// user, which needs it; CI runs as root).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The uid and gid of `nobody`, the other local user of the threat-model tests.
+pub const NOBODY: u32 = 65534;
+
+/// A python3 that the user nobody can run (a pyenv shim under /root is out of its reach).
+fn python_for_nobody() -> String {
+    let mut candidates = vec![
+        "/usr/bin/python3".to_string(),
+        "/usr/local/bin/python3".to_string(),
+    ];
+    if let Ok(out) = Command::new("sh")
+        .args(["-c", "command -v python3"])
+        .output()
+    {
+        candidates.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    candidates
+        .into_iter()
+        .find(|p| {
+            use std::os::unix::process::CommandExt;
+            !p.is_empty()
+                && Command::new(p)
+                    .args(["-c", "pass"])
+                    .uid(NOBODY)
+                    .gid(NOBODY)
+                    .stdin(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+        })
+        .expect("a python3 the user nobody can run (apt-get install python3)")
+}
+
+/// `python3 -c <script> <args>` as the user nobody (uid and gid 65534, no other groups):
+/// the hostile local user. Needs root.
+pub fn as_nobody(script: &str, args: &[&str]) -> Command {
+    use std::os::unix::process::CommandExt;
+    assert!(
+        is_root(),
+        "the threat-model tests act as another local user (setuid 65534) and need root; CI runs as root"
+    );
+    let mut c = Command::new(python_for_nobody());
+    c.arg("-c")
+        .arg(script)
+        .args(args)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .current_dir("/")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs `script` as nobody to completion (bounded to 30 s), asserting it succeeded;
+/// returns its stdout.
+pub fn run_as_nobody(script: &str, args: &[&str]) -> String {
+    let mut child = as_nobody(script, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn python3 as nobody");
+    let end = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("the attacker script did not finish in 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().expect("attacker output");
+    assert!(
+        out.status.success(),
+        "attacker script failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Makes `path` world-traversable (mode 0755), so the user nobody can reach below it.
+pub fn open_up(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// The `Uid:`, `Gid:` and `Groups:` lines of /proc/<pid>/status.
+pub fn ids_of(pid: i32) -> (String, String, String) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    (line("Uid:"), line("Gid:"), line("Groups:"))
 }

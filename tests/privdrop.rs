@@ -91,19 +91,28 @@ fn switching_users_without_root_is_refused_clearly() {
         extra: vec!["user=root".into()],
         ..Opts::default()
     });
-    let out = if is_root() {
+    let as_user = |args: &[&str]| {
+        if is_root() {
+            s.command()
+                .args(args)
+                .uid(NOBODY)
+                .gid(NOBODY)
+                .output()
+                .unwrap()
+        } else {
+            s.cmd(args)
+        }
+    };
+    if is_root() {
         // Run the command as nobody, in a directory nobody owns.
         open_up(s.dir.path());
         std::os::unix::fs::chown(s.dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
-        s.command()
-            .arg("start")
-            .uid(NOBODY)
-            .gid(NOBODY)
-            .output()
-            .unwrap()
-    } else {
-        s.cmd(&["start"])
-    };
+    }
+    let out = as_user(&["start"]);
+    if out.status.success() {
+        // Started after all: take it down before failing (as the user who started it).
+        as_user(&["stop", "--timeout", "500"]);
+    }
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(

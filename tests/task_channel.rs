@@ -14,20 +14,6 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// Unix socket inodes among the open descriptors of `pid`.
-fn socket_inodes(pid: i32) -> BTreeSet<u64> {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return BTreeSet::new();
-    };
-    dir.flatten()
-        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-        .filter_map(|t| {
-            let t = t.to_string_lossy().into_owned();
-            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
-        })
-        .collect()
-}
-
 /// inode → name of every unix socket with a name (abstract `@…` or a path).
 fn named_unix_sockets() -> Vec<(u64, String)> {
     let text = std::fs::read_to_string("/proc/net/unix").unwrap();
@@ -87,7 +73,7 @@ fn another_user_finds_no_task_socket_to_send_a_task_to() {
         .filter(|p| *p > 0)
         .chain([master])
         .collect();
-    let inodes: BTreeSet<u64> = tree.iter().flat_map(|p| socket_inodes(*p)).collect();
+    let inodes: BTreeSet<u64> = tree.iter().flat_map(|p| socket_fds(*p)).collect();
     let list: Vec<String> = inodes.iter().map(u64::to_string).collect();
     let out = run_as_nobody(FORGE_TASK, &[&list.join(",")]);
     assert_eq!(
@@ -174,6 +160,17 @@ fn a_worker_that_never_reads_its_results_cannot_stall_the_task_workers() {
     assert!(s.cmd(&["stop", "--timeout", "1000"]).status.success());
 }
 
+/// A started server with one task worker, up.
+fn with_one_task_worker() -> Server {
+    let s = Server::new(Opts {
+        tasks: 1,
+        ..Opts::default()
+    });
+    s.start();
+    s.wait_role_up("task", 1, Duration::from_secs(10));
+    s
+}
+
 /// Waits until the only task worker is busy with a task and returns its pid.
 fn busy_task_worker(s: &Server) -> i32 {
     wait_for(Duration::from_secs(5), || {
@@ -187,12 +184,7 @@ fn busy_task_worker(s: &Server) -> i32 {
 
 #[test]
 fn a_task_sender_is_told_at_once_when_its_task_worker_dies() {
-    let s = Server::new(Opts {
-        tasks: 1,
-        ..Opts::default()
-    });
-    s.start();
-    s.wait_role_up("task", 1, Duration::from_secs(10));
+    let s = with_one_task_worker();
     let port = s.port;
     let asked = std::thread::spawn(move || {
         let r = http_get(port, "/task?data=sleep:4000");
@@ -236,12 +228,7 @@ fn ask(c: &mut TcpStream, path: &str) -> (u16, String) {
 
 #[test]
 fn an_async_task_whose_task_worker_dies_reaches_on_task_error() {
-    let s = Server::new(Opts {
-        tasks: 1,
-        ..Opts::default()
-    });
-    s.start();
-    s.wait_role_up("task", 1, Duration::from_secs(10));
+    let s = with_one_task_worker();
     let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let (st, id) = ask(&mut c, "/task_async?data=sleep:4000");
@@ -268,12 +255,7 @@ fn an_async_task_whose_task_worker_dies_reaches_on_task_error() {
 
 #[test]
 fn an_idempotent_task_is_queued_once_more_when_its_task_worker_dies() {
-    let s = Server::new(Opts {
-        tasks: 1,
-        ..Opts::default()
-    });
-    s.start();
-    s.wait_role_up("task", 1, Duration::from_secs(10));
+    let s = with_one_task_worker();
     let port = s.port;
     let asked = std::thread::spawn(move || http_get(port, "/task?data=sleep:1000&retry=1"));
     let first = busy_task_worker(&s);

@@ -521,6 +521,20 @@ pub fn cmdline(pid: i32) -> String {
         .to_string()
 }
 
+/// Socket inodes among the open descriptors of `pid`.
+pub fn socket_fds(pid: i32) -> std::collections::BTreeSet<u64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Default::default();
+    };
+    dir.flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|t| {
+            let t = t.to_string_lossy().into_owned();
+            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect()
+}
+
 pub fn path_exists(p: &Path) -> bool {
     p.exists()
 }

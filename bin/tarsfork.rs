@@ -3,10 +3,15 @@
 //! - `GET /` → 200 `hello`
 //! - `GET /monitor/monitor` → 200 `{"code":0}` (the TarsPHP health probe)
 //! - `GET /slow?ms=N` → sleeps N ms in the worker, then 200 `slow`
-//! - `GET /task?data=X` → `task_wait` on a task worker, which echoes X with its id
+//! - `GET /task?data=X` → `task_wait` on a task worker, which echoes X with its id;
+//!   with `&retry=1`, `task_wait_idempotent` (queued once more if the task worker dies).
+//!   The task `sleep:N` sleeps N ms (at most 10 s) in the task worker, `big:N` answers
+//!   N bytes (at most 60000): the tests use them to kill a task worker mid-task and to
+//!   fill a worker's reply channel
 //! - `GET /task_async?data=X` → `task(X)`, answers the task id at once; the result
 //!   arrives in this worker's `on_finish`, and `GET /finished?id=N` (on the same
-//!   keep-alive connection, so the same worker) shows it, or 404 until it is there
+//!   keep-alive connection, so the same worker) shows it (`error: …` when the task
+//!   failed, from `on_task_error`), or 404 until it is there
 //! - `GET /ticks` → how often this worker's 50 ms timer and the task worker's 50 ms
 //!   timer have fired (`worker=N task=M`)
 //! - `GET /crash` → the worker aborts (for trying out respawns by hand)
@@ -51,6 +56,10 @@ const HELLO_SERVANT: &str = "TestApp.HelloServer.HelloObj";
 const MAX_SLOW_MS: u64 = 600_000;
 /// The task that asks a task worker for its timer count.
 const TICKS_TASK: &[u8] = b"\0ticks";
+/// Longest `sleep:N` task.
+const MAX_TASK_SLEEP_MS: u64 = 10_000;
+/// Largest `big:N` answer.
+const MAX_BIG_TASK: usize = 60_000;
 
 thread_local! {
     /// Results delivered to `on_finish` in this worker, by task id.
@@ -74,7 +83,12 @@ fn on_request(req: &Request, ctx: &mut Ctx) -> Response {
         }
         "/task" => {
             let data = req.query_param("data").unwrap_or_default().into_owned();
-            match ctx.task_wait(data.as_bytes(), Duration::from_secs(5)) {
+            let answer = if req.query_param("retry").as_deref() == Some("1") {
+                ctx.task_wait_idempotent(data.as_bytes(), Duration::from_secs(5))
+            } else {
+                ctx.task_wait(data.as_bytes(), Duration::from_secs(5))
+            };
+            match answer {
                 Ok(reply) => Response::text(200, String::from_utf8_lossy(&reply).into_owned()),
                 Err(e) => Response::text(503, format!("task failed: {e}\n")),
             }
@@ -143,6 +157,21 @@ fn on_task(tctx: &mut TaskCtx, data: &[u8]) -> Vec<u8> {
     if data == TICKS_TASK {
         return TICKS.with(Cell::get).to_string().into_bytes();
     }
+    let text = String::from_utf8_lossy(data);
+    if let Some(ms) = text
+        .strip_prefix("sleep:")
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        let ms = ms.min(MAX_TASK_SLEEP_MS);
+        std::thread::sleep(Duration::from_millis(ms));
+        return format!("slept {ms} ms (task worker {})", tctx.id()).into_bytes();
+    }
+    if let Some(n) = text
+        .strip_prefix("big:")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        return vec![b'x'; n.min(MAX_BIG_TASK)];
+    }
     let mut out = data.to_vec();
     out.extend_from_slice(format!(" (task worker {})", tctx.id()).as_bytes());
     out
@@ -204,6 +233,9 @@ fn main() -> ExitCode {
         .on_finish(|_ctx, id, result| {
             let text = String::from_utf8_lossy(result).into_owned();
             FINISHED.with(|f| f.borrow_mut().insert(id, text));
+        })
+        .on_task_error(|_ctx, id, error| {
+            FINISHED.with(|f| f.borrow_mut().insert(id, format!("error: {error}")));
         })
         .on_task_start(|tctx| {
             tctx.tick(Duration::from_millis(50), |_| tick());

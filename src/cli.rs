@@ -11,13 +11,15 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::error::Error;
-use crate::master::{self, shm_dir};
-use crate::pidfile::{self, PidState};
+use crate::master;
+use crate::pidfile::{self, MasterRecord, PidState};
+use crate::pool::MASTER;
+use crate::rundir::{RunDir, ServerDirs, Trust};
 use crate::scoreboard::Scoreboard;
 use crate::service::Service;
 use crate::settings::Settings;
 use crate::status::ServerStatus;
-use crate::sys::{self, ident::ProcessId};
+use crate::sys::{self, ident, ident::ProcessId};
 use crate::{daemon, log, process, signals};
 
 /// Exit code of `status` when the server is not running (LSB init-script convention).
@@ -161,12 +163,16 @@ fn load_settings(cli: &Cli) -> Result<Settings, String> {
 }
 
 fn start(settings: Settings, service: &Service) -> Result<u8, Error> {
-    if let PidState::Running(pid) = pidfile::probe(&settings.pid_file)? {
+    // The directories are made and verified here, so that a refusal is the command's
+    // error even when the server would daemonize.
+    let dirs = ServerDirs::create(&settings)?;
+    if let PidState::Running(pid) = pidfile::probe(&dirs.pid, &dirs.pid_name)? {
         return Err(Error::AlreadyRunning {
             pid,
             pid_file: settings.pid_file.clone(),
         });
     }
+    drop(dirs);
     if !settings.daemonize {
         return master::run(settings, service, None).map(|c| c as u8);
     }
@@ -181,26 +187,113 @@ fn start(settings: Settings, service: &Service) -> Result<u8, Error> {
     })
 }
 
-fn running_pid(settings: &Settings) -> Result<Option<i32>, Error> {
-    match pidfile::probe(&settings.pid_file)? {
-        PidState::Running(Some(pid)) => Ok(Some(pid)),
-        PidState::Running(None) => Err(Error::Config(format!(
-            "pid file {} is locked but holds no pid; is another program using it?",
+/// The running master, verified before anything trusts it.
+struct RunningMaster {
+    /// Its pid and start time.
+    id: ProcessId,
+    /// Its shared-memory directory, verified (ours, 0700, not a symlink).
+    shm: RunDir,
+}
+
+/// Finds the running master: the locked pid file names its pid, the record beside the
+/// pid file gives its start time and shared-memory directory, and the process that has
+/// the pid now must be that master — same start time, running as our uid, with the
+/// master's title. None when no master holds the pid file. A pid file that names any
+/// other process is refused with the reason: no command ever signals it.
+fn find_master(settings: &Settings) -> Result<Option<RunningMaster>, Error> {
+    let Some(dirs) = ServerDirs::existing(settings)? else {
+        return Ok(None);
+    };
+    let pid = match pidfile::probe(&dirs.pid, &dirs.pid_name)? {
+        PidState::Running(Some(pid)) => pid,
+        PidState::Running(None) => {
+            return Err(Error::Config(format!(
+                "pid file {} is locked but holds no pid; is another program using it?",
+                settings.pid_file.display()
+            )))
+        }
+        _ => return Ok(None),
+    };
+    let refuse = |why: String| {
+        Error::NotOurMaster(format!(
+            "refusing to act on pid {pid} named by the locked pid file {}: {why}; nothing was signalled",
             settings.pid_file.display()
-        ))),
-        _ => Ok(None),
+        ))
+    };
+    let record_path = dirs.pid.join(&pidfile::record_name(&dirs.pid_name));
+    let record = MasterRecord::read(&dirs.pid, &dirs.pid_name)
+        .map_err(|e| Error::io(format!("read {}", record_path.display()), e))?
+        .ok_or_else(|| {
+            refuse(format!(
+                "there is no master record {} beside it",
+                record_path.display()
+            ))
+        })?;
+    if record.master.pid != pid {
+        return Err(refuse(format!(
+            "the master record {} names pid {}",
+            record_path.display(),
+            record.master.pid
+        )));
     }
+    if !record.master.is_current() {
+        return Err(refuse(
+            "it is not the process that started as the master (its start time differs, or it is gone)"
+                .into(),
+        ));
+    }
+    let me = sys::fs::geteuid();
+    let uid = ident::uid_of(pid);
+    if uid != Some(me) {
+        return Err(refuse(format!(
+            "it runs as uid {}, not as uid {me}",
+            uid.map_or("?".into(), |u| u.to_string())
+        )));
+    }
+    let title = MASTER.title(settings);
+    let shown = ident::cmdline_of(pid).unwrap_or_default();
+    if shown != title {
+        return Err(refuse(format!("its title is {shown:?}, not {title:?}")));
+    }
+    if !master::is_shm_dir_of(settings, &record.shm_dir) {
+        return Err(refuse(format!(
+            "its record names {} as its shared memory, which is not this server's",
+            record.shm_dir.display()
+        )));
+    }
+    let shm = RunDir::existing(&record.shm_dir, Trust::Private)?;
+    Ok(Some(RunningMaster {
+        id: record.master,
+        shm,
+    }))
+}
+
+/// Whether a master holds the pid file now.
+fn pid_file_locked(settings: &Settings) -> Result<bool, Error> {
+    let Some(dirs) = ServerDirs::existing(settings)? else {
+        return Ok(false);
+    };
+    Ok(matches!(
+        pidfile::probe(&dirs.pid, &dirs.pid_name)?,
+        PidState::Running(_)
+    ))
 }
 
 fn not_running(settings: &Settings) -> String {
-    match pidfile::probe(&settings.pid_file) {
-        Ok(PidState::Stale(pid)) => format!(
+    let stale = ServerDirs::existing(settings).ok().flatten().and_then(|d| {
+        match pidfile::probe(&d.pid, &d.pid_name) {
+            Ok(PidState::Stale(pid)) => Some(pid),
+            _ => None,
+        }
+    });
+    match stale {
+        Some(pid) => format!(
             "{} is not running (stale pid file {} names pid {}, but no master holds its lock)",
             settings.full_name(),
             settings.pid_file.display(),
             pid.map_or("?".into(), |p| p.to_string())
         ),
-        _ => format!(
+        None => format!(
             "{} is not running (no pid file {})",
             settings.full_name(),
             settings.pid_file.display()
@@ -208,25 +301,37 @@ fn not_running(settings: &Settings) -> String {
     }
 }
 
+/// The processes of `tree` that still carry one of this server's titles: what a KILL
+/// after the stop timeout may hit (each is also checked against its start time).
+fn still_ours(settings: &Settings, tree: &[ProcessId]) -> Vec<ProcessId> {
+    let prefix = format!("{}: ", settings.full_name());
+    tree.iter()
+        .filter(|p| ident::cmdline_of(p.pid).is_some_and(|t| t.starts_with(&prefix)))
+        .copied()
+        .collect()
+}
+
 fn stop(settings: &Settings, timeout: Option<u64>) -> Result<(), Error> {
-    let Some(pid) = running_pid(settings)? else {
+    let Some(master) = find_master(settings)? else {
         println!("tarsfork: {}", not_running(settings));
         return Ok(());
     };
+    let pid = master.id.pid;
     // Remember the tree (the master included) before the master removes the scoreboard.
-    let mut tree = Scoreboard::open_readonly(&shm_dir(settings, pid))
+    let mut tree = Scoreboard::open_readonly(&master.shm)
         .map(|sb| sb.tree())
         .unwrap_or_default();
-    let master = ProcessId::of(pid);
-    if let Some(m) = master.filter(|m| !tree.contains(m)) {
-        tree.push(m);
+    if !tree.contains(&master.id) {
+        tree.push(master.id);
     }
-    sys::send_signal(pid, signals::signal_for(signals::Action::Stop))
+    master
+        .id
+        .signal(signals::signal_for(signals::Action::Stop))
         .map_err(|e| Error::io(format!("send TERM to master pid {pid}"), e))?;
     let wait = timeout.map_or(settings.deactivating_timeout, Duration::from_millis);
     let deadline = sys::monotonic_ms() + wait.as_millis() as i64;
     while sys::monotonic_ms() < deadline {
-        if !matches!(pidfile::probe(&settings.pid_file)?, PidState::Running(_)) {
+        if !pid_file_locked(settings)? {
             println!(
                 "tarsfork: {} stopped (master pid {pid})",
                 settings.full_name()
@@ -235,16 +340,10 @@ fn stop(settings: &Settings, timeout: Option<u64>) -> Result<(), Error> {
         }
         sys::sleep(Duration::from_millis(5));
     }
-    process::kill_tree(&tree);
-    if master.is_none() {
-        // No /proc to tell who has the pid: the locked pid file is the only evidence.
-        let _ = sys::send_signal(pid, libc::SIGKILL);
-    }
+    process::kill_tree(&still_ours(settings, &tree));
     // The lock goes with the master's death.
     let deadline = sys::monotonic_ms() + 2000;
-    while sys::monotonic_ms() < deadline
-        && matches!(pidfile::probe(&settings.pid_file)?, PidState::Running(_))
-    {
+    while sys::monotonic_ms() < deadline && pid_file_locked(settings)? {
         sys::sleep(Duration::from_millis(5));
     }
     println!(
@@ -256,17 +355,25 @@ fn stop(settings: &Settings, timeout: Option<u64>) -> Result<(), Error> {
 }
 
 fn reload(settings: &Settings, tasks: bool) -> Result<u8, Error> {
-    let Some(pid) = running_pid(settings)? else {
+    let Some(master) = find_master(settings)? else {
         eprintln!("tarsfork: {}", not_running(settings));
         return Ok(1);
     };
+    let pid = master.id.pid;
     let action = if tasks {
         signals::Action::ReloadTasks
     } else {
         signals::Action::Reload
     };
     let sig = signals::signal_for(action);
-    sys::send_signal(pid, sig).map_err(|e| Error::io(format!("signal master pid {pid}"), e))?;
+    if !master
+        .id
+        .signal(sig)
+        .map_err(|e| Error::io(format!("signal master pid {pid}"), e))?
+    {
+        eprintln!("tarsfork: master pid {pid} exited meanwhile; nothing was signalled");
+        return Ok(1);
+    }
     println!(
         "tarsfork: sent {} to master pid {pid} ({})",
         sys::signal_name(sig),
@@ -280,12 +387,12 @@ fn reload(settings: &Settings, tasks: bool) -> Result<u8, Error> {
 }
 
 fn status(settings: &Settings, json: bool) -> Result<u8, Error> {
-    let Some(pid) = running_pid(settings)? else {
+    let Some(master) = find_master(settings)? else {
         println!("tarsfork: {}", not_running(settings));
         return Ok(EXIT_NOT_RUNNING);
     };
-    let sb = Scoreboard::open_readonly(&shm_dir(settings, pid))?;
-    let report = ServerStatus::read(&settings.full_name(), pid, &sb);
+    let sb = Scoreboard::open_readonly(&master.shm)?;
+    let report = ServerStatus::read(&settings.full_name(), master.id.pid, &sb);
     if json {
         println!("{}", report.to_json());
     } else {
@@ -295,11 +402,11 @@ fn status(settings: &Settings, json: bool) -> Result<u8, Error> {
 }
 
 fn table(settings: &Settings, command: TableCommand) -> Result<u8, Error> {
-    let Some(pid) = running_pid(settings)? else {
+    let Some(master) = find_master(settings)? else {
         println!("tarsfork: {}", not_running(settings));
         return Ok(EXIT_NOT_RUNNING);
     };
-    let dir = shm_dir(settings, pid);
+    let dir = master.shm.path();
     let shm = |e: tarsfork_shm::ShmError| Error::Shm(e.to_string());
     match command {
         TableCommand::List => {
@@ -307,7 +414,7 @@ fn table(settings: &Settings, command: TableCommand) -> Result<u8, Error> {
                 "{:<16} {:>6} {:>9} {:>12}",
                 "TABLE", "ROWS", "CAPACITY", "BYTES"
             );
-            for t in tarsfork_shm::inspect::list_tables(&dir).map_err(shm)? {
+            for t in tarsfork_shm::inspect::list_tables(dir).map_err(shm)? {
                 println!(
                     "{:<16} {:>6} {:>9} {:>12}",
                     t.name, t.len, t.capacity, t.memory_size

@@ -7,11 +7,15 @@
 //! tarsnode and scripts see the outcome of the start, not merely of the fork. In the
 //! foreground the same report goes to stdout.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 
 use crate::error::Error;
 use crate::log;
+use crate::runas::RunAs;
+use crate::rundir::{RunDir, ServerDirs, Trust};
 use crate::settings::Settings;
+use crate::sys::fs::OpenMode;
 use crate::sys::{self, Fork};
 
 /// How a start went, as the master tells the launcher.
@@ -120,6 +124,58 @@ pub(crate) fn report(launcher: Option<Launcher>, report: Readiness) {
     }
 }
 
+/// Opens the daemon's log file for appending, never through a symlink: in the verified
+/// data dir when no `logpath` is set, else in `<logpath>/<App>/<Server>/` (made if
+/// missing and verified: owned by us or by the children's user, writable by nobody
+/// else). With `user=`, the file and its directory are handed to that user, whose
+/// processes write and rotate it.
+fn open_log(settings: &Settings, path: &Path) -> Result<OwnedFd, Error> {
+    let run_as = RunAs::from_settings(settings)?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::Config(format!("{}: not a log file name", path.display())))?;
+    let dir = match settings.log_file() {
+        None => ServerDirs::create(settings)?.data,
+        Some(_) => {
+            let parent = path.parent().unwrap_or(Path::new("/"));
+            RunDir::ensure(
+                parent,
+                Trust::Logs {
+                    children: run_as.map(|r| r.uid),
+                },
+            )?
+        }
+    };
+    let fd = dir.open(name, OpenMode::AppendCreate(0o640)).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            Error::Insecure {
+                path: path.to_path_buf(),
+                why: "it is a symlink".into(),
+                fix: "remove it; the server creates its log file itself".into(),
+            }
+        } else {
+            Error::io(format!("cannot open log file {}", path.display()), e)
+        }
+    })?;
+    if let Some(r) = run_as {
+        let chown = |fd: BorrowedFd<'_>, what: &Path| {
+            sys::fs::fchown(fd, r.uid, r.gid).map_err(|e| {
+                Error::io(
+                    format!("chown {} to the children's user", what.display()),
+                    e,
+                )
+            })
+        };
+        chown(fd.as_fd(), path)?;
+        if settings.log_file().is_some() {
+            chown(dir.fd(), dir.path())?;
+        }
+        log::set_owner(Some((r.uid, r.gid)));
+    }
+    Ok(fd)
+}
+
 /// Starts the server as a daemon: forks, and in the child detaches and runs `master`
 /// (which reports readiness on the [`Launcher`] it is given and returns the exit code).
 /// The calling process waits for the report and returns the command's exit code.
@@ -159,23 +215,20 @@ fn detach(
         return fail(launcher, format!("setsid() failed: {e}"));
     }
     let log_file = settings.daemon_log_file();
-    if let Some(dir) = log_file.parent() {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            return fail(
-                launcher,
-                format!("cannot create log directory {}: {e}", dir.display()),
-            );
-        }
-    }
+    let log = match open_log(&settings, &log_file) {
+        Ok(fd) => fd,
+        Err(e) => return fail(launcher, e.to_string()),
+    };
     let redirected = sys::redirect_fd(0, None)
-        .and_then(|_| sys::redirect_fd(1, Some(&log_file)))
-        .and_then(|_| sys::redirect_fd(2, Some(&log_file)));
+        .and_then(|_| sys::dup_onto(log.as_fd(), 1))
+        .and_then(|_| sys::dup_onto(log.as_fd(), 2));
     if let Err(e) = redirected {
         return fail(
             launcher,
-            format!("cannot open log file {}: {e}", log_file.display()),
+            format!("cannot point stdout/stderr at {}: {e}", log_file.display()),
         );
     }
+    drop(log);
     log::set_file(Some(log_file));
     master(settings, launcher)
 }

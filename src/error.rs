@@ -35,6 +35,19 @@ pub enum Error {
     /// The server did not become ready or stop in time.
     #[error("{0}")]
     Timeout(String),
+    /// A run-time directory or file is not safely ours; nothing was written or signalled.
+    #[error("refusing to use {}: {why}; {fix}", .path.display())]
+    Insecure {
+        /// The directory or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+        /// What to do about it.
+        fix: String,
+    },
+    /// A pid names a process that is not this server's master: no signal was sent.
+    #[error("{0}")]
+    NotOurMaster(String),
     /// The shared-memory table layer failed.
     #[error("shared memory: {0}")]
     Shm(String),

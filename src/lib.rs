@@ -26,6 +26,8 @@ pub mod pidfile;
 pub mod platform;
 mod pool;
 mod process;
+pub mod runas;
+pub mod rundir;
 pub mod scoreboard;
 pub mod service;
 pub mod settings;

@@ -113,6 +113,41 @@ static LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Info as u8);
 static SHARED: OnceLock<SharedLevel> = OnceLock::new();
 static ROLE: Mutex<String> = Mutex::new(String::new());
 static SINK: Mutex<Sink> = Mutex::new(Sink::new());
+/// The user and group the children run as (`user=`): log files this module creates
+/// while running as root are handed to them, so the children can keep rotating.
+static OWNER: Mutex<Option<(u32, u32)>> = Mutex::new(None);
+
+/// Hands `fd` (a log file or lock this process just created or reopened) to the
+/// children's user, when running as root with `user=` set.
+fn hand_over(fd: std::os::fd::BorrowedFd<'_>) {
+    let owner = OWNER.lock().ok().and_then(|o| *o);
+    if let Some((uid, gid)) = owner {
+        if sys::fs::geteuid() == 0 {
+            let _ = sys::fs::fchown(fd, uid, gid);
+        }
+    }
+}
+
+/// Sets the user and group that own the log files (see [`hand_over`]).
+pub fn set_owner(owner: Option<(u32, u32)>) {
+    if let Ok(mut o) = OWNER.lock() {
+        *o = owner;
+    }
+}
+
+/// In a child that has just dropped privileges: when the log file's directory is out of
+/// its reach (a daemon log in the master's private data dir), it keeps writing to the
+/// descriptor it inherited and leaves checks and rotation to the master.
+pub fn after_privilege_drop() {
+    if let Ok(mut s) = SINK.lock() {
+        let reachable = s.path.as_ref().is_some_and(|p| {
+            !matches!(std::fs::metadata(p), Err(e) if e.kind() == io::ErrorKind::PermissionDenied)
+        });
+        if !reachable {
+            s.path = None;
+        }
+    }
+}
 
 /// The server-wide level: one int cell in a MAP_SHARED table.
 struct SharedLevel {
@@ -278,6 +313,7 @@ fn check(path: &Path, max_size: u64, keep: usize) -> Result<Checked, LogError> {
 fn rotate(path: &Path, max_size: u64, keep: usize) -> Result<bool, LogError> {
     let lock_path = suffixed(path, "lock");
     let lock = sys::open_rw_create(&lock_path, 0o600).map_err(io_err("open", &lock_path))?;
+    hand_over(lock.as_fd());
     if !sys::try_flock_exclusive(&lock).map_err(io_err("flock", &lock_path))? {
         return Ok(false);
     }
@@ -291,11 +327,8 @@ fn rotate(path: &Path, max_size: u64, keep: usize) -> Result<bool, LogError> {
         return Ok(false);
     }
     shift(path, keep)?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io_err("create", path))?;
+    let fresh = sys::fs::open_append_nofollow(path, 0o640).map_err(io_err("create", path))?;
+    hand_over(fresh.as_fd());
     Ok(true)
     // `lock` closes here, which releases the flock.
 }
@@ -338,6 +371,7 @@ fn reopen_std(path: &Path) -> Result<(), LogError> {
     let out = same_file(io::stdout().as_fd());
     let follow_stdout = out.is_some() && out == same_file(io::stderr().as_fd());
     sys::redirect_fd(2, Some(path)).map_err(io_err("reopen", path))?;
+    hand_over(io::stderr().as_fd());
     if follow_stdout {
         let _ = io::stdout().flush();
         sys::redirect_fd(1, Some(path)).map_err(io_err("reopen stdout onto", path))?;

@@ -6,15 +6,17 @@
 //! The main loop reads top to bottom: wait, notice a clock gap, dispatch signals,
 //! reap, then either finish stopping or manage the pools and murder the hung processes.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use crate::backoff::{Budget, Respawns, Verdict};
 use crate::pool::{self, Pool, MANAGER, POOLS};
 use crate::process::{self, ChildBoot, Shared, Started};
-use crate::scoreboard::{ProcRow, ProcState};
+use crate::scoreboard::{ProcHandle, ProcRow, ProcState};
 use crate::service::Service;
 use crate::signals::{self, Action};
 use crate::sys::{self, ExitStatus};
+use crate::taskq::{self, Kind, Message, ReplyChannel};
 use crate::{log, EXIT_BOOT_ERROR};
 
 /// How long after TERM a process told to die (timeouts) gets before KILL.
@@ -70,6 +72,9 @@ struct Slot {
     generation: u64,
     started_ms: i64,
     state: SlotState,
+    /// For a process that sends tasks: the sending end of its reply channel, kept to
+    /// tell it at once when the task worker running one of its tasks dies.
+    notify: Option<OwnedFd>,
 }
 
 /// A pool as it runs now: the ids it keeps and its current generation.
@@ -82,6 +87,8 @@ struct PoolRun {
 struct Manager<'a> {
     shared: &'a mut Shared,
     service: &'a Service,
+    /// The manager's own scoreboard row.
+    me: ProcHandle,
     pools: Vec<PoolRun>,
     slots: Vec<Slot>,
     /// When the ids' dead processes may be respawned (ids are unique across pools).
@@ -96,7 +103,10 @@ struct Manager<'a> {
 /// In a fresh child of the master (`master_pid`): becomes the manager, runs it and
 /// exits with its code. Never returns.
 pub(crate) fn run_child(shared: &mut Shared, service: &Service, master_pid: i32) -> ! {
-    MANAGER.enter(&shared.settings, MANAGER.word, master_pid);
+    if let Err(e) = MANAGER.enter(shared, MANAGER.word, master_pid, &[]) {
+        log::error(&format!("manager cannot start: {e}"));
+        process::exit_with(MANAGER.word, Ok(EXIT_BOOT_ERROR));
+    }
     let boot = ChildBoot {
         role: MANAGER.role,
         id: 0,
@@ -109,7 +119,9 @@ pub(crate) fn run_child(shared: &mut Shared, service: &Service, master_pid: i32)
 }
 
 fn run(shared: &mut Shared, service: &Service, started: Started) -> std::io::Result<i32> {
-    let Started { wake, handle: me } = started;
+    let Started {
+        wake, handle: me, ..
+    } = started;
     me.set_state(ProcState::Idle);
     if let Some(f) = &service.on_manager_start {
         f(&shared.settings);
@@ -128,6 +140,7 @@ fn run(shared: &mut Shared, service: &Service, started: Started) -> std::io::Res
     let mut mgr = Manager {
         shared,
         service,
+        me: me.clone(),
         pools,
         slots: Vec::new(),
         respawns: Respawns::new(Budget::for_pools(processes, sys::monotonic_ms())),
@@ -319,11 +332,22 @@ impl Manager<'_> {
                     return;
                 }
             };
+            // The row says which task the process was running, if any: read it before
+            // the row goes.
+            let row = self
+                .shared
+                .scoreboard
+                .rows()
+                .into_iter()
+                .find(|r| r.pid == pid);
             let last_state = self.shared.forget(pid);
             let Some(pos) = self.slots.iter().position(|p| p.pid == pid) else {
                 continue;
             };
             let p = self.slots.swap_remove(pos);
+            if let Some(row) = row.filter(|r| r.task_id != 0) {
+                self.tell_task_sender(&row, status);
+            }
             let what = self.what(&p);
             if p.state.leaving() || self.phase != Phase::Running {
                 log::debug(&format!("{what} exited ({status})"));
@@ -551,7 +575,45 @@ impl Manager<'_> {
         }
     }
 
-    /// Forks process `id` of `pool`, in `generation`.
+    /// The task worker of `row` died with `status` in the middle of a task: tell the
+    /// event worker that sent it, on its reply channel, without waiting (a full or
+    /// closed channel loses the notice, counted in the manager's row).
+    fn tell_task_sender(&self, row: &ProcRow, status: ExitStatus) {
+        let how = status.to_string();
+        log::error(&format!(
+            "task worker {} (pid {}) died with {how} while running task {} of pid {}; telling the sender",
+            row.id, row.pid, row.task_id, row.task_sender
+        ));
+        let Some(notify) = self
+            .slots
+            .iter()
+            .find(|s| s.pid == row.task_sender)
+            .and_then(|s| s.notify.as_ref())
+        else {
+            return;
+        };
+        let msg = Message {
+            task_id: row.task_id,
+            kind: Kind::Failed,
+            from_id: row.id,
+            from_pid: row.pid,
+            data: how.as_bytes(),
+        };
+        let mut buf = Vec::new();
+        let sent = taskq::encode(&mut buf, &msg)
+            .map_err(|e| e.to_string())
+            .and_then(|()| taskq::send_reply(notify.as_fd(), &buf).map_err(|e| e.to_string()));
+        if let Err(e) = sent {
+            self.me.reply_dropped();
+            log::warn(&format!(
+                "could not tell pid {} that its task {} failed: {e}",
+                row.task_sender, row.task_id
+            ));
+        }
+    }
+
+    /// Forks process `id` of `pool`, in `generation`. A process of a pool that sends
+    /// tasks gets a reply channel made here, of which the manager keeps the sending end.
     fn spawn(&mut self, pool: usize, id: u32, generation: u64, now: i64) {
         let spec = self.pools[pool].spec;
         let boot = ChildBoot {
@@ -560,10 +622,30 @@ impl Manager<'_> {
             generation,
         };
         let what = spec.label(id);
+        let channel = if spec.sends_tasks && self.shared.task_queue.is_some() {
+            match ReplyChannel::new().and_then(|c| c.send.try_clone().map(|n| (c, n))) {
+                Ok(x) => Some(x),
+                Err(e) => {
+                    log::error(&format!(
+                        "cannot make the task reply channel of {what}: {e}"
+                    ));
+                    self.respawns.fork_failed(id, now);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let (reply, notify) = match channel {
+            Some((c, n)) => (Some(c), Some(n)),
+            None => (None, None),
+        };
         let service = self.service;
         let manager_pid = sys::getpid();
-        let result = process::spawn(self.shared, &what, |shared| {
-            pool::run_child(shared, service, spec, &boot, manager_pid)
+        // In the parent the closure is dropped unrun, which closes the manager's copy of
+        // the channel: only `notify` stays here.
+        let result = process::spawn(self.shared, &what, move |shared| {
+            pool::run_child(shared, service, spec, &boot, manager_pid, reply)
         });
         match result {
             Ok(pid) => {
@@ -577,6 +659,7 @@ impl Manager<'_> {
                     generation,
                     started_ms: now,
                     state: SlotState::Running,
+                    notify,
                 });
             }
             Err(e) => {

@@ -22,18 +22,21 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::backoff::{Budget, Respawns, Verdict};
 use crate::daemon::{self, Launcher, Readiness};
 use crate::error::Error;
-use crate::pidfile::PidFile;
+use crate::pidfile::{MasterRecord, PidFile};
 use crate::platform::admin::{AdminAction, AdminEndpoint};
 use crate::platform::config_pull;
 use crate::platform::locator::Locator;
 use crate::pool::{self, MASTER};
 use crate::process::{self, Listener, Shared};
+use crate::runas::RunAs;
+use crate::rundir::{RunDir, ServerDirs, Trust};
 use crate::scoreboard::{ProcHandle, ProcState, Scoreboard};
 use crate::service::Service;
 use crate::settings::{Protocol as AdapterProtocol, Settings};
 use crate::signals::{self, Action, Wakeup};
 use crate::sys::{self, ident::ProcessId, ExitStatus};
-use crate::{log, manager, taskq, EXIT_BOOT_ERROR};
+use crate::taskq::TaskQueue;
+use crate::{log, manager, EXIT_BOOT_ERROR};
 
 /// How long the master waits in one turn when nothing happens.
 const TICK_MS: u64 = 10;
@@ -78,6 +81,12 @@ struct MasterOnly {
     admin: Option<AdminEndpoint>,
     /// Write end of the life pipe.
     life: Option<OwnedFd>,
+    /// The verified run-time directories (data dir, pid file's dir).
+    dirs: Option<ServerDirs>,
+    /// The shared-memory directory, held open.
+    shm: Option<RunDir>,
+    /// What the master recorded about itself beside the pid file.
+    record: Option<MasterRecord>,
 }
 
 impl MasterOnly {
@@ -90,6 +99,9 @@ impl MasterOnly {
         self.launcher = None;
         self.admin = None;
         self.life = None;
+        self.dirs = None;
+        self.shm = None;
+        self.record = None;
     }
 }
 
@@ -129,21 +141,59 @@ struct Master<'a> {
     ready_by: i64,
 }
 
-/// The shared-memory directory of the server whose master has `pid`.
-pub fn shm_dir(settings: &Settings, pid: i32) -> PathBuf {
+/// Where the shared-memory directories of a server go: /dev/shm, or the data dir on a
+/// system without it.
+fn shm_parent(settings: &Settings) -> PathBuf {
     let base = Path::new("/dev/shm");
-    let name = format!("tarsfork.{}.{}.{pid}", sys::getuid(), settings.full_name());
     if base.is_dir() {
-        base.join(name)
+        base.to_path_buf()
     } else {
-        settings.datapath.join(name)
+        settings.datapath.clone()
     }
 }
 
-/// Whether the master that created `dir` (named by `pid`) still runs: its scoreboard
-/// row gives its start time, so a pid handed to another process since does not keep a
-/// dead server's directory alive. Without a readable row, the pid alone decides.
-fn shm_owner_alive(dir: &Path, pid: i32) -> bool {
+/// The name every shared-memory directory of this server (for this uid) starts with.
+fn shm_prefix(settings: &Settings) -> String {
+    format!("tarsfork.{}.{}.", sys::fs::geteuid(), settings.full_name())
+}
+
+/// Whether `dir` may be the shared-memory directory of this server: a directory named
+/// with the server's prefix, directly in the place such directories go.
+pub fn is_shm_dir_of(settings: &Settings, dir: &Path) -> bool {
+    let named = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(&shm_prefix(settings)));
+    named && dir.parent() == Some(shm_parent(settings).as_path())
+}
+
+/// Makes a fresh shared-memory directory for the master `pid`:
+/// `/dev/shm/tarsfork.<uid>.<App.Server>.<pid>.<random>`, mode 0700. The name cannot be
+/// guessed ahead, and a directory already at it is never used (mkdir fails and another
+/// name is drawn).
+fn create_shm_dir(settings: &Settings, pid: i32) -> Result<RunDir, Error> {
+    let parent = shm_parent(settings);
+    let mut last = None;
+    for _ in 0..8 {
+        let name = format!("{}{pid}.{:016x}", shm_prefix(settings), random_u64());
+        match RunDir::create_fresh(&parent, &name) {
+            Ok(d) => return Ok(d),
+            Err(Error::Io { source, what })
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                last = Some(Error::Io { source, what });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::Config("cannot name a shared-memory directory".into())))
+}
+
+/// Whether the master that created the shared-memory directory `dir` (pid `pid` in its
+/// name) still runs: its scoreboard row gives its start time, so a pid handed to
+/// another process since does not keep a dead server's directory alive. Without a
+/// readable row, the pid alone decides.
+fn shm_owner_alive(dir: &RunDir, pid: i32) -> bool {
     let recorded = Scoreboard::open_readonly(dir).ok().and_then(|sb| {
         sb.rows()
             .iter()
@@ -154,12 +204,11 @@ fn shm_owner_alive(dir: &Path, pid: i32) -> bool {
 }
 
 /// Removes the shared-memory directories of earlier masters of this server that died
-/// without cleaning up (kill -9).
+/// without cleaning up (kill -9). Only directories that are verifiably ours (owner,
+/// mode, not a symlink) are looked at; anything else with our prefix is left alone.
 fn remove_stale_shm(settings: &Settings) {
-    let Some(parent) = shm_dir(settings, 0).parent().map(Path::to_path_buf) else {
-        return;
-    };
-    let prefix = format!("tarsfork.{}.{}.", sys::getuid(), settings.full_name());
+    let parent = shm_parent(settings);
+    let prefix = shm_prefix(settings);
     let Ok(entries) = std::fs::read_dir(&parent) else {
         return;
     };
@@ -167,16 +216,24 @@ fn remove_stale_shm(settings: &Settings) {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(pid) = name
             .strip_prefix(&prefix)
+            .and_then(|rest| rest.split('.').next())
             .and_then(|p| p.parse::<i32>().ok())
         else {
             continue;
         };
-        if !shm_owner_alive(&e.path(), pid) {
-            log::info(&format!(
-                "removing stale shared memory {}",
+        let Ok(dir) = RunDir::existing(&e.path(), Trust::Private) else {
+            log::warn(&format!(
+                "leaving {} alone: it is not a private directory of ours",
                 e.path().display()
             ));
-            let _ = std::fs::remove_dir_all(e.path());
+            continue;
+        };
+        if !shm_owner_alive(&dir, pid) {
+            log::info(&format!(
+                "removing stale shared memory {}",
+                dir.path().display()
+            ));
+            let _ = std::fs::remove_dir_all(dir.path());
         }
     }
 }
@@ -193,28 +250,36 @@ fn bind(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// The statistics and properties tables, in the server's shared-memory directory.
-fn create_platform_tables(shared: &mut Shared) -> Result<(), Error> {
+/// The statistics and properties tables, in subdirectories of the server's
+/// shared-memory directory (each made 0700 relative to its descriptor).
+fn create_platform_tables(shared: &mut Shared, shm: &RunDir) -> Result<(), Error> {
     use crate::platform::aggregate::Capacity;
     let processes = 2 * (shared.settings.worker_num + shared.settings.task_worker_num) + 64;
-    let shm = |e: crate::platform::aggregate::StoreError| Error::Shm(e.to_string());
+    let shm_err = |e: crate::platform::aggregate::StoreError| Error::Shm(e.to_string());
+    let subdir = |name: &str| -> Result<RunDir, Error> {
+        let path = shm.join(name);
+        sys::fs::mkdir_at(shm.fd(), name, 0o700)
+            .map_err(|e| Error::io(format!("create {}", path.display()), e))?;
+        RunDir::existing(&path, Trust::Private)
+    };
     if shared.settings.client.stat.is_some() {
         let cap = Capacity {
             keys: 4096,
             processes,
         };
+        let dir = subdir("stats")?;
         shared.stats = Some(
-            crate::platform::stats::StatTable::create(&shared.shm_dir.join("stats"), cap)
-                .map_err(shm)?,
+            crate::platform::stats::StatTable::create_at(dir.fd(), dir.path(), cap)
+                .map_err(shm_err)?,
         );
     }
     let cap = Capacity {
         keys: 1024,
         processes,
     };
+    let dir = subdir("props")?;
     shared.props = Some(
-        crate::platform::props::PropTable::create(&shared.shm_dir.join("props"), cap)
-            .map_err(shm)?,
+        crate::platform::props::PropTable::create_at(dir.fd(), dir.path(), cap).map_err(shm_err)?,
     );
     Ok(())
 }
@@ -321,11 +386,13 @@ fn start_and_supervise(
 ) -> Result<i32, Error> {
     log::set_role(MASTER.word);
     log::configure(&settings);
+    let run_as = RunAs::from_settings(&settings)?;
     let pid = sys::getpid();
     if let Err(e) = sys::become_subreaper() {
         log::warn(&format!("prctl(PR_SET_CHILD_SUBREAPER) failed: {e}"));
     }
-    let pidfile = PidFile::acquire(&settings.pid_file, pid, |old| {
+    let dirs = ServerDirs::create(&settings)?;
+    let pidfile = PidFile::acquire(&dirs.pid, &dirs.pid_name, pid, |old| {
         log::warn(&format!(
             "stale pid file {} (pid {}) is not locked by a running master; taking it over",
             settings.pid_file.display(),
@@ -336,33 +403,63 @@ fn start_and_supervise(
     pull_configs(&settings, service)?;
     let admin = bind_admin(&settings)?;
     remove_stale_shm(&settings);
-    let dir = shm_dir(&settings, pid);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    let shm = create_shm_dir(&settings, pid)?;
     let max_procs = 2 * (settings.worker_num + settings.task_worker_num) + 64;
-    let scoreboard = Scoreboard::create(&dir, max_procs, settings.adapters.len())?;
-    let token = random_token();
-    let task_queue = if settings.task_worker_num > 0 {
-        Some(taskq::bind_queue(token).map_err(|e| Error::io("bind the task queue socket", e))?)
-    } else {
-        None
+    let built = Scoreboard::create(&shm, max_procs, settings.adapters.len()).and_then(|sb| {
+        let record = MasterRecord {
+            master: ProcessId::current(),
+            shm_dir: shm.path().to_path_buf(),
+        };
+        record.write(&dirs.pid, &dirs.pid_name).map_err(|e| {
+            Error::io(
+                format!(
+                    "write the master record beside {}",
+                    settings.pid_file.display()
+                ),
+                e,
+            )
+        })?;
+        let queue = if settings.task_worker_num > 0 {
+            Some(TaskQueue::new().map_err(|e| Error::io("create the task queue socketpair", e))?)
+        } else {
+            None
+        };
+        Ok((sb, record, queue))
+    });
+    let (scoreboard, record, task_queue) = match built {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(shm.path());
+            return Err(e);
+        }
     };
     let (life_read, life_write) =
         sys::pipe().map_err(|e| Error::io("create the master's life pipe", e))?;
     let mut shared = Shared::new(
-        settings, listeners, scoreboard, dir, token, task_queue, life_read,
+        settings,
+        listeners,
+        scoreboard,
+        shm.path().to_path_buf(),
+        task_queue,
+        life_read,
+        run_as,
     );
+    let (me, wake) = match become_master(&mut shared, &shm) {
+        Ok(x) => x,
+        Err(e) => {
+            remove_shared_memory(&shared);
+            record.remove(&dirs.pid, &dirs.pid_name);
+            return Err(e);
+        }
+    };
     let only = MasterOnly {
         pidfile: Some(pidfile),
         launcher: None,
         admin,
         life: Some(life_write),
-    };
-    let (me, wake) = match become_master(&mut shared) {
-        Ok(x) => x,
-        Err(e) => {
-            remove_shared_memory(&shared);
-            return Err(e);
-        }
+        dirs: Some(dirs),
+        shm: Some(shm),
+        record: Some(record),
     };
     if let Some(f) = &service.on_master_start {
         f(&shared.settings);
@@ -387,6 +484,9 @@ fn start_and_supervise(
     master.only.launcher = launcher.take();
     let result = master.supervise();
     remove_shared_memory(&master.shared);
+    if let (Some(r), Some(d)) = (&master.only.record, &master.only.dirs) {
+        r.remove(&d.pid, &d.pid_name);
+    }
     if let Some(p) = master.only.pidfile.take() {
         p.remove();
     }
@@ -395,8 +495,8 @@ fn start_and_supervise(
 }
 
 /// The master's own part of the shared memory, its row, title and signal handlers.
-fn become_master(shared: &mut Shared) -> Result<(ProcHandle, Wakeup), Error> {
-    create_platform_tables(shared)?;
+fn become_master(shared: &mut Shared, shm: &RunDir) -> Result<(ProcHandle, Wakeup), Error> {
+    create_platform_tables(shared, shm)?;
     let me = shared.scoreboard.register(MASTER.role, 0, 0)?;
     me.set_state(ProcState::Idle);
     sys::proctitle::set_title(&MASTER.title(&shared.settings));
@@ -691,7 +791,8 @@ impl Master<'_> {
     }
 }
 
-fn random_token() -> u64 {
+/// 64 random bits from the kernel (for names nobody may guess ahead).
+fn random_u64() -> u64 {
     let mut buf = [0u8; 8];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         use std::io::Read;
@@ -699,5 +800,7 @@ fn random_token() -> u64 {
             return u64::from_ne_bytes(buf);
         }
     }
-    (sys::wall_ms() as u64) ^ ((sys::getpid() as u64) << 32)
+    // Without /dev/urandom the name is guessable, but mkdir still refuses an existing
+    // directory, so a prepared one is never used.
+    (sys::wall_ms() as u64) ^ ((sys::getpid() as u64) << 32) ^ sys::monotonic_ms() as u64
 }

@@ -10,13 +10,15 @@
 //! [`Role`]) plus the module of its entry point.
 
 use std::io;
+use std::os::fd::RawFd;
 
-use crate::process::{self, ChildBoot, Shared, Started};
+use crate::process::{self, ChildBoot, Holds, Shared, Started};
 use crate::scoreboard::{ProcRow, ProcState, Role};
 use crate::service::Service;
 use crate::settings::Settings;
 use crate::signals::{self, Action};
-use crate::{log, sys, task, worker};
+use crate::taskq::ReplyChannel;
+use crate::{log, sys, task, worker, EXIT_BOOT_ERROR};
 
 /// What is true of every process of one kind, wherever it runs.
 #[derive(Debug)]
@@ -32,6 +34,8 @@ pub(crate) struct Kind {
     /// The signal it gets when its parent dies (`PR_SET_PDEATHSIG`); None for the master,
     /// which is nobody's child in the tree.
     pub parent_death: Option<i32>,
+    /// The inherited descriptors it keeps; every other one is closed when it starts.
+    pub holds: Holds,
 }
 
 /// The signal actions of a process that serves and drains.
@@ -44,6 +48,14 @@ pub(crate) const MASTER: Kind = Kind {
     status_word: "master",
     signals: signals::ALL,
     parent_death: None,
+    holds: HOLDS_ALL,
+};
+
+/// The master and the manager hold every inherited descriptor (they pass them on).
+const HOLDS_ALL: Holds = Holds {
+    listeners: true,
+    task_submit: true,
+    task_take: true,
 };
 
 /// The manager: forks and watches the pools. It has no requests to finish, so it goes
@@ -54,6 +66,7 @@ pub(crate) const MANAGER: Kind = Kind {
     status_word: "manager",
     signals: signals::ALL,
     parent_death: Some(libc::SIGKILL),
+    holds: HOLDS_ALL,
 };
 
 /// The liveness rules the manager applies to a pool's processes.
@@ -86,6 +99,9 @@ pub(crate) struct Pool {
     pub liveness: Liveness,
     /// Whether the server is ready only once all its processes are up.
     pub counts_toward_ready: bool,
+    /// Whether its processes send tasks: each gets its own reply channel from the
+    /// manager.
+    pub sends_tasks: bool,
     /// What its processes run.
     pub entry: Entry,
 }
@@ -98,6 +114,11 @@ pub(crate) const EVENT_WORKERS: Pool = Pool {
         status_word: "worker",
         signals: WORKER_SIGNALS,
         parent_death: Some(libc::SIGTERM),
+        holds: Holds {
+            listeners: true,
+            task_submit: true,
+            task_take: false,
+        },
     },
     size: |s| s.worker_num.max(1) as u32,
     resize: Some(1),
@@ -107,6 +128,7 @@ pub(crate) const EVENT_WORKERS: Pool = Pool {
         request: true,
     },
     counts_toward_ready: true,
+    sends_tasks: true,
     entry: worker::serve,
 };
 
@@ -118,6 +140,11 @@ pub(crate) const TASK_WORKERS: Pool = Pool {
         status_word: "task",
         signals: WORKER_SIGNALS,
         parent_death: Some(libc::SIGTERM),
+        holds: Holds {
+            listeners: false,
+            task_submit: false,
+            task_take: true,
+        },
     },
     size: |s| s.task_worker_num as u32,
     resize: None,
@@ -127,6 +154,7 @@ pub(crate) const TASK_WORKERS: Pool = Pool {
         request: true,
     },
     counts_toward_ready: true,
+    sends_tasks: false,
     entry: task::serve,
 };
 
@@ -139,16 +167,32 @@ impl Kind {
         format!("{}: {} process", settings.full_name(), self.word)
     }
 
-    /// In a fresh child of `parent`: take this kind's title and log label, and ask to
-    /// be told when the parent dies.
-    pub(crate) fn enter(&self, settings: &Settings, label: &str, parent: i32) {
-        sys::proctitle::set_title(&self.title(settings));
+    /// In a fresh child of `parent`: take this kind's title and log label, keep only
+    /// the descriptors this kind holds (and `own`), drop privileges when `user=` /
+    /// `group=` ask for it, and ask to be told when the parent dies. The death signal
+    /// is asked for last: a change of credentials clears it.
+    pub(crate) fn enter(
+        &self,
+        shared: &mut Shared,
+        label: &str,
+        parent: i32,
+        own: &[RawFd],
+    ) -> io::Result<()> {
+        sys::proctitle::set_title(&self.title(&shared.settings));
         log::set_role(label);
+        shared.keep_only(self.holds, own)?;
+        if let Some(run_as) = shared.run_as {
+            run_as
+                .enter()
+                .map_err(|e| io::Error::other(format!("dropping privileges failed: {e}")))?;
+            log::after_privilege_drop();
+        }
         if let Some(sig) = self.parent_death {
             if let Err(e) = sys::die_with_parent(sig, parent) {
                 log::error(&format!("prctl(PR_SET_PDEATHSIG) failed: {e}"));
             }
         }
+        Ok(())
     }
 
     /// Installs this kind's signal handlers, unblocks signals, adds the scoreboard row.
@@ -156,7 +200,11 @@ impl Kind {
         let wake = signals::install(self.signals)?;
         sys::unblock_all_signals()?;
         let handle = shared.register_self(boot)?;
-        Ok(Started { wake, handle })
+        Ok(Started {
+            wake,
+            handle,
+            task_reply: None,
+        })
     }
 }
 
@@ -168,20 +216,31 @@ impl Pool {
 }
 
 /// In a fresh child of the manager (`parent`): becomes process `boot.id` of `pool`,
-/// runs it, and exits with its code. Never returns.
+/// runs it, and exits with its code. Never returns. `task_reply` is the reply channel
+/// the manager made for it (processes of pools that send tasks). A child that cannot
+/// become its kind (the privilege drop failed) exits with [`EXIT_BOOT_ERROR`], which
+/// stops the server instead of respawning it forever.
 pub(crate) fn run_child(
-    shared: &Shared,
+    shared: &mut Shared,
     service: &Service,
     pool: &Pool,
     boot: &ChildBoot,
     parent: i32,
+    task_reply: Option<ReplyChannel>,
 ) -> ! {
     let label = pool.label(boot.id);
-    pool.kind.enter(&shared.settings, &label, parent);
-    let outcome = pool
-        .kind
-        .start(shared, boot)
-        .and_then(|started| (pool.entry)(shared, service, boot, started));
+    let own = task_reply
+        .as_ref()
+        .map(ReplyChannel::fds)
+        .unwrap_or([-1, -1]);
+    if let Err(e) = pool.kind.enter(shared, &label, parent, &own) {
+        log::error(&format!("{label} cannot start: {e}"));
+        process::exit_with(&label, Ok(EXIT_BOOT_ERROR));
+    }
+    let outcome = pool.kind.start(shared, boot).and_then(|mut started| {
+        started.task_reply = task_reply;
+        (pool.entry)(shared, service, boot, started)
+    });
     process::exit_with(&label, outcome)
 }
 
@@ -319,6 +378,9 @@ mod tests {
             backoff_until_ms: 0,
             failures: 0,
             proc_start: 0,
+            task_sender: 0,
+            task_id: 0,
+            replies_dropped: 0,
         };
         let mut rows = vec![
             row(Role::EventWorker, ProcState::Idle),

@@ -1,6 +1,13 @@
 //! What every child inherits from the master (listeners, shared memory, the task queue,
 //! the read end of the master's life pipe, the settings), the one way to fork a child,
-//! the one way a child ends, and the one way to KILL a process tree.
+//! what a fresh child keeps of it, the one way a child ends, and the one way to KILL a
+//! process tree.
+//!
+//! A fresh child keeps only the descriptors its kind holds ([`Holds`]) plus its own
+//! (an event worker's reply channel) and the standard streams: every other descriptor
+//! it inherited — the manager's channels to other workers, anything a library or the
+//! launching shell left open — is closed before the child runs any code of its role
+//! ([`Shared::keep_only`]).
 //!
 //! What only the master may hold (the pid file's lock, the launcher's readiness pipe,
 //! the admin endpoint, the life pipe's write end) is not here: it lives in the master's
@@ -8,17 +15,18 @@
 
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 
 use crate::error::Error;
 use crate::http::Limits;
 use crate::log;
+use crate::runas::RunAs;
 use crate::scoreboard::{ProcHandle, ProcState, Role, Scoreboard};
 use crate::settings::Settings;
 use crate::signals::Wakeup;
 use crate::sys::ident::ProcessId;
 use crate::sys::{self, Fork};
+use crate::taskq::{ReplyChannel, TaskQueue};
 
 /// A bound listener of one adapter.
 pub(crate) struct Listener {
@@ -41,6 +49,17 @@ pub(crate) struct ChildBoot {
     pub generation: u64,
 }
 
+/// Which of the inherited descriptors a kind of process keeps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Holds {
+    /// The adapters' listeners.
+    pub listeners: bool,
+    /// The task queue's sending end.
+    pub task_submit: bool,
+    /// The task queue's receiving end.
+    pub task_take: bool,
+}
+
 /// A child that has become a member of its kind: its signal handlers installed (with
 /// signals unblocked) and its scoreboard row added.
 pub(crate) struct Started {
@@ -48,6 +67,8 @@ pub(crate) struct Started {
     pub wake: Wakeup,
     /// Its scoreboard row.
     pub handle: ProcHandle,
+    /// An event worker's reply channel for its tasks (made by the manager for it alone).
+    pub task_reply: Option<ReplyChannel>,
 }
 
 /// Everything a child inherits, built by the master before its first fork.
@@ -56,9 +77,10 @@ pub(crate) struct Shared {
     pub listeners: Vec<Listener>,
     pub scoreboard: Scoreboard,
     pub shm_dir: PathBuf,
-    /// Random per server start: names the task sockets and authenticates datagrams.
-    pub token: u64,
-    pub task_queue: Option<UnixDatagram>,
+    /// The task queue (both ends in the master and the manager; one in a worker).
+    pub task_queue: Option<TaskQueue>,
+    /// Who the children run as (`user=` / `group=`); None: as the master.
+    pub run_as: Option<RunAs>,
     pub master_pid: i32,
     pub http_limits: Limits,
     /// Read end of the master's life pipe: EOF means the master is gone.
@@ -77,17 +99,17 @@ impl Shared {
         listeners: Vec<Listener>,
         scoreboard: Scoreboard,
         shm_dir: PathBuf,
-        token: u64,
-        task_queue: Option<UnixDatagram>,
+        task_queue: Option<TaskQueue>,
         master_alive_read: OwnedFd,
+        run_as: Option<RunAs>,
     ) -> Shared {
         Shared {
             settings,
             listeners,
             scoreboard,
             shm_dir,
-            token,
             task_queue,
+            run_as,
             master_pid: sys::getpid(),
             http_limits: Limits::default(),
             master_alive_read,
@@ -114,6 +136,23 @@ impl Shared {
             .collect();
         self.scoreboard.release_connections(pid, &names);
         last
+    }
+
+    /// In a fresh child whose kind holds `holds`: closes the inherited descriptors it
+    /// must not hold (dropping their owners), then every other descriptor of the
+    /// process except these, `own` (the child's own channels) and the standard streams.
+    pub(crate) fn keep_only(&mut self, holds: Holds, own: &[RawFd]) -> std::io::Result<()> {
+        if !holds.listeners {
+            self.listeners.clear();
+        }
+        if let Some(q) = self.task_queue.as_mut() {
+            q.keep(holds.task_submit, holds.task_take);
+        }
+        let mut keep = vec![0, 1, 2, self.master_alive_read.as_raw_fd()];
+        keep.extend(self.listeners.iter().map(|l| l.listener.as_raw_fd()));
+        keep.extend(self.task_queue.iter().flat_map(|q| q.fds()));
+        keep.extend_from_slice(own);
+        sys::close_fds_except(&keep)
     }
 
     /// Adds the calling child's scoreboard row.

@@ -6,11 +6,10 @@
 //! A process writes only its own row; the hot-path writes (heartbeat, request start,
 //! counters) are single atomic stores on cells resolved once at start, never a lock.
 
-use std::path::Path;
-
 use tarsfork_shm::{Column, IntCell, Schema, Table, Value};
 
 use crate::error::Error;
+use crate::rundir::RunDir;
 use crate::sys::{self, ident::ProcessId};
 
 /// The file name of the scoreboard table inside the server's shared-memory directory.
@@ -118,6 +117,9 @@ const COLUMNS: &[&str] = &[
     "backoff_until_ms",
     "failures",
     "proc_start",
+    "task_sender",
+    "task_id",
+    "replies_dropped",
 ];
 
 fn schema() -> Result<Schema, Error> {
@@ -193,6 +195,13 @@ pub struct ProcRow {
     pub failures: i64,
     /// The process start time in clock ticks (with the pid: one process across pid reuse).
     pub proc_start: u64,
+    /// Task workers: the pid of the event worker whose task runs now (0: none).
+    pub task_sender: i32,
+    /// Task workers: the id of the task that runs now (0: none).
+    pub task_id: u64,
+    /// Replies (or failure notices) this process dropped because the receiver was full
+    /// or gone.
+    pub replies_dropped: i64,
 }
 
 impl ProcRow {
@@ -212,6 +221,9 @@ pub struct ProcHandle {
     heartbeat: Cell,
     request_start: Cell,
     requests: Cell,
+    task_sender: Cell,
+    task_id: Cell,
+    dropped: Cell,
     /// Pending tasks of this process.
     pub pending: Cell,
 }
@@ -233,6 +245,24 @@ impl ProcHandle {
     pub fn begin_request(&self, now: i64) {
         self.request_start.store(now);
         self.state.store(ProcState::Busy as i64);
+    }
+    /// A task worker starts task `task_id` of the event worker `sender` at `now`: the
+    /// row says whose task it runs, so that if this process dies the manager can tell
+    /// the sender at once.
+    pub fn begin_task(&self, sender: i32, task_id: u64, now: i64) {
+        self.task_sender.store(i64::from(sender));
+        self.task_id.store(task_id as i64);
+        self.begin_request(now);
+    }
+    /// The task finished (its reply sent or dropped).
+    pub fn end_task(&self) {
+        self.end_request();
+        self.task_id.store(0);
+        self.task_sender.store(0);
+    }
+    /// A reply could not be delivered (receiver full or gone).
+    pub fn reply_dropped(&self) {
+        self.dropped.add(1);
     }
     /// The request finished.
     pub fn end_request(&self) {
@@ -258,22 +288,24 @@ fn backoff_key(id: u32) -> String {
 }
 
 impl Scoreboard {
-    /// Creates both tables in `dir` (the master, before forking).
-    pub fn create(dir: &Path, max_procs: usize, adapters: usize) -> Result<Scoreboard, Error> {
-        let table = Table::create(&dir.join(TABLE_NAME), &schema()?, max_procs).map_err(shm_err)?;
-        let adapters = Table::create(
-            &dir.join(ADAPTERS_TABLE),
+    /// Creates the tables in the verified directory `dir` (the master, before forking),
+    /// each relative to its descriptor (`O_EXCL | O_NOFOLLOW`).
+    pub fn create(dir: &RunDir, max_procs: usize, adapters: usize) -> Result<Scoreboard, Error> {
+        let create = |name: &str, schema: &Schema, rows: usize| {
+            Table::create_at(dir.fd(), dir.path(), name, schema, rows).map_err(shm_err)
+        };
+        let table = create(TABLE_NAME, &schema()?, max_procs)?;
+        // One total per adapter plus one share per adapter and process.
+        let adapters = create(
+            ADAPTERS_TABLE,
             &adapters_schema()?,
-            // One total per adapter plus one share per adapter and process.
             adapters.max(1) * (max_procs + 1),
-        )
-        .map_err(shm_err)?;
-        let platform = Table::create(
-            &dir.join(PLATFORM_TABLE),
+        )?;
+        let platform = create(
+            PLATFORM_TABLE,
             &Schema::new(vec![Column::int("value")]).map_err(shm_err)?,
             64,
-        )
-        .map_err(shm_err)?;
+        )?;
         Ok(Scoreboard {
             table,
             adapters,
@@ -281,13 +313,14 @@ impl Scoreboard {
         })
     }
 
-    /// Opens a running server's scoreboard from outside, read-only (`tarsfork status`).
-    pub fn open_readonly(dir: &Path) -> Result<Scoreboard, Error> {
-        let table = Table::open_readonly(&dir.join(TABLE_NAME)).map_err(shm_err)?;
-        let adapters = Table::open_readonly(&dir.join(ADAPTERS_TABLE)).map_err(shm_err)?;
+    /// Opens a running server's scoreboard from outside, read-only (`tarsfork status`),
+    /// in its verified directory.
+    pub fn open_readonly(dir: &RunDir) -> Result<Scoreboard, Error> {
+        let open =
+            |name: &str| Table::open_readonly_at(dir.fd(), dir.path(), name).map_err(shm_err);
         Ok(Scoreboard {
-            table,
-            adapters,
+            table: open(TABLE_NAME)?,
+            adapters: open(ADAPTERS_TABLE)?,
             platform: None,
         })
     }
@@ -322,6 +355,9 @@ impl Scoreboard {
             ("backoff_until_ms", Value::Int(0)),
             ("failures", Value::Int(0)),
             ("proc_start", Value::Int(me.start as i64)),
+            ("task_sender", Value::Int(0)),
+            ("task_id", Value::Int(0)),
+            ("replies_dropped", Value::Int(0)),
         ];
         self.table.set(key.as_bytes(), &values).map_err(shm_err)?;
         let cell = |c: &str| -> Result<Cell, Error> {
@@ -334,6 +370,9 @@ impl Scoreboard {
             heartbeat: cell("heartbeat_ms")?,
             request_start: cell("request_start_ms")?,
             requests: cell("requests")?,
+            task_sender: cell("task_sender")?,
+            task_id: cell("task_id")?,
+            dropped: cell("replies_dropped")?,
             pending: cell("tasks_pending")?,
         })
     }
@@ -461,6 +500,9 @@ impl Scoreboard {
                 backoff_until_ms: int("backoff_until_ms"),
                 failures: int("failures"),
                 proc_start: int("proc_start") as u64,
+                task_sender: int("task_sender") as i32,
+                task_id: int("task_id") as u64,
+                replies_dropped: int("replies_dropped"),
             });
         }
         // Unknown roles sort last.

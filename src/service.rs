@@ -8,10 +8,10 @@
 //! | the handler given to [`Service::new`] | event worker, per HTTP request | onRequest |
 //! | [`Service::on_task_start`] / [`Service::on_task`] | each task worker | onWorkerStart / onTask |
 //! | [`Service::on_finish`] | the event worker that sent an async task | onFinish |
+//! | [`Service::on_task_error`] | the event worker whose async task failed | (none) |
 
-use std::collections::VecDeque;
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixDatagram;
+use std::collections::{HashSet, VecDeque};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use crate::http::{Request, Response};
@@ -19,13 +19,14 @@ use crate::platform::props::{Policy, PropTable, Property};
 use crate::scoreboard::Cell;
 use crate::settings::Settings;
 use crate::sys;
-use crate::taskq::{self, Kind, Message, TaskError};
+use crate::taskq::{self, Kind, Message, ReplyChannel, TaskError};
 
 type HookFn = Box<dyn Fn(&Settings)>;
 type StartFn<C> = Box<dyn Fn(&mut C) -> Result<(), String>>;
 type RequestFn = Box<dyn Fn(&Request, &mut Ctx) -> Response>;
 type TaskFn = Box<dyn Fn(&mut TaskCtx, &[u8]) -> Vec<u8>>;
 type FinishFn = Box<dyn Fn(&mut Ctx, u64, &[u8])>;
+type TaskErrorFn = Box<dyn Fn(&mut Ctx, u64, &TaskError)>;
 /// Makes one worker's instance of a servant.
 pub type ServantFactory = Box<dyn Fn() -> Box<dyn tarsfork_tars::proxy::Dispatch>>;
 type StopFn = Box<dyn Fn(&mut Ctx)>;
@@ -40,6 +41,7 @@ pub struct Service {
     pub(crate) on_task_start: Option<StartFn<TaskCtx>>,
     pub(crate) on_task: Option<TaskFn>,
     pub(crate) on_finish: Option<FinishFn>,
+    pub(crate) on_task_error: Option<TaskErrorFn>,
     /// Tars servants by object name (`HelloObj`), each made once per worker.
     pub(crate) servants: Vec<(String, ServantFactory)>,
     /// Files pulled from tarsconfig at start.
@@ -58,6 +60,7 @@ impl Service {
             on_task_start: None,
             on_task: None,
             on_finish: None,
+            on_task_error: None,
             servants: Vec::new(),
             config_files: Vec::new(),
         }
@@ -128,6 +131,33 @@ impl Service {
     pub fn on_finish(mut self, f: impl Fn(&mut Ctx, u64, &[u8]) + 'static) -> Self {
         self.on_finish = Some(Box::new(f));
         self
+    }
+
+    /// Receives, in the event worker that sent it, the failure of a `task(data)` that
+    /// will never have a result: today [`TaskError::WorkerDied`] (the task worker
+    /// running it died). Exactly one of `on_finish` and `on_task_error` runs for a task
+    /// whose outcome is known. Without this callback the failure is logged.
+    pub fn on_task_error(mut self, f: impl Fn(&mut Ctx, u64, &TaskError) + 'static) -> Self {
+        self.on_task_error = Some(Box::new(f));
+        self
+    }
+}
+
+/// Hands every finished async task of this worker to `on_finish` (a result) or to
+/// `on_task_error` (a failure), in the order they arrived.
+pub(crate) fn dispatch_task_results(service: &Service, ctx: &mut Ctx) {
+    while let Some((id, outcome)) = ctx.task_client().and_then(|tc| tc.finished.pop_front()) {
+        match outcome {
+            Ok(data) => {
+                if let Some(f) = &service.on_finish {
+                    f(ctx, id, &data);
+                }
+            }
+            Err(e) => match &service.on_task_error {
+                Some(f) => f(ctx, id, &e),
+                None => crate::log::warn(&format!("task {id} failed: {e}")),
+            },
+        }
     }
 }
 
@@ -221,11 +251,37 @@ impl Ctx {
             .send(data, Kind::Async)
     }
 
-    /// Sends `data` to a task worker and waits up to `timeout` for its result.
+    /// Sends `data` to a task worker and waits up to `timeout` for its result. If the
+    /// task worker running it dies, returns [`TaskError::WorkerDied`] at once.
     pub fn task_wait(&mut self, data: &[u8], timeout: Duration) -> Result<Vec<u8>, TaskError> {
         let client = self.tasks.as_mut().ok_or(TaskError::NoTaskWorkers)?;
-        let id = client.send(data, Kind::Wait)?;
-        client.wait_for(id, timeout)
+        let deadline = sys::monotonic_ms() + timeout.as_millis() as i64;
+        let id = client.send_wait(data, deadline, timeout)?;
+        client.wait_for(id, deadline, timeout)
+    }
+
+    /// [`Ctx::task_wait`] for a task that may safely run twice: if the task worker
+    /// running it dies, the task is queued once more (within the same `timeout`) instead
+    /// of failing. A second death is returned as [`TaskError::WorkerDied`].
+    pub fn task_wait_idempotent(
+        &mut self,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, TaskError> {
+        let started = sys::monotonic_ms();
+        match self.task_wait(data, timeout) {
+            Err(TaskError::WorkerDied { task_worker, how }) => {
+                let left = timeout.as_millis() as i64 - (sys::monotonic_ms() - started);
+                if left <= 0 {
+                    return Err(TaskError::WorkerDied { task_worker, how });
+                }
+                crate::log::info(&format!(
+                    "task worker {task_worker} died with {how} while running an idempotent task; queueing it once more"
+                ));
+                self.task_wait(data, Duration::from_millis(left as u64))
+            }
+            other => other,
+        }
     }
 
     /// Runs `f` every `every` in this worker (TarsPHP's timer server).
@@ -271,63 +327,140 @@ fn property(
     Property::new(table, name, policies).map_err(|e| e.to_string())
 }
 
-/// An event worker's end of the task channel.
+/// An event worker's end of the task channel: the queue's sending end (shared with
+/// every event worker) and this worker's own reply channel.
 pub(crate) struct TaskClient {
-    sock: UnixDatagram,
-    token: u64,
+    /// The queue's sending end (a duplicate of the inherited one).
+    submit: OwnedFd,
+    reply: ReplyChannel,
     worker_id: u32,
+    pid: i32,
     next_id: u64,
     buf: Vec<u8>,
+    rbuf: Vec<u8>,
+    /// The worker's event loop: the queue's sending end is registered there for
+    /// writability only while async tasks wait in the outbox (every event worker shares
+    /// that socket, and each task taken would wake them all otherwise).
+    registry: mio::Registry,
+    token: mio::Token,
     /// Async tasks the queue had no room for yet (sent when the socket is writable).
-    pub(crate) outbox: VecDeque<Vec<u8>>,
-    /// Results of async tasks, waiting for `on_finish`.
-    pub(crate) finished: VecDeque<(u64, Vec<u8>)>,
+    outbox: VecDeque<Vec<u8>>,
+    /// Async tasks sent and not yet answered.
+    waiting: HashSet<u64>,
+    /// Outcomes of async tasks, waiting for `on_finish` / `on_task_error`.
+    pub(crate) finished: VecDeque<(u64, Result<Vec<u8>, TaskError>)>,
     pending: Cell,
 }
 
 impl TaskClient {
-    pub(crate) fn new(sock: UnixDatagram, token: u64, worker_id: u32, pending: Cell) -> TaskClient {
-        TaskClient {
-            sock,
+    /// The task client of an event worker, when the server has task workers: takes the
+    /// worker's reply channel (made by the manager) and registers it with the worker's
+    /// event loop under `token` (readable: results arrive).
+    pub(crate) fn for_worker(
+        shared: &crate::process::Shared,
+        reply: Option<ReplyChannel>,
+        worker_id: u32,
+        pending: Cell,
+        registry: &mio::Registry,
+        token: mio::Token,
+    ) -> std::io::Result<Option<TaskClient>> {
+        let submit = shared.task_queue.as_ref().and_then(|q| q.submit());
+        let (Some(submit), Some(reply)) = (submit, reply) else {
+            return Ok(None);
+        };
+        registry.register(
+            &mut mio::unix::SourceFd(&reply.recv.as_raw_fd()),
             token,
+            mio::Interest::READABLE,
+        )?;
+        Ok(Some(TaskClient {
+            submit: submit.try_clone_to_owned()?,
+            reply,
             worker_id,
+            pid: sys::getpid(),
             next_id: 1,
             buf: Vec::with_capacity(256),
+            rbuf: vec![0u8; taskq::MAX_PAYLOAD + 64],
+            registry: registry.try_clone()?,
+            token,
             outbox: VecDeque::new(),
+            waiting: HashSet::new(),
             finished: VecDeque::new(),
             pending,
-        }
+        }))
     }
 
-    pub(crate) fn fd(&self) -> i32 {
-        self.sock.as_raw_fd()
-    }
-
-    fn send(&mut self, data: &[u8], kind: Kind) -> Result<u64, TaskError> {
+    /// Encodes a new task into `self.buf` and returns its id.
+    fn encode(&mut self, data: &[u8], kind: Kind) -> Result<u64, TaskError> {
         let id = self.next_id;
-        self.next_id += 1;
         let msg = Message {
             task_id: id,
             kind,
             from_id: self.worker_id,
+            from_pid: self.pid,
             data,
         };
-        taskq::encode(&mut self.buf, self.token, &msg)?;
-        if kind == Kind::Wait {
-            // Wait for room in the queue: the caller blocks anyway.
-            self.sock.set_nonblocking(false)?;
-            let sent = self.sock.send(&self.buf);
-            self.sock.set_nonblocking(true)?;
-            sent?;
-        } else if !self.outbox.is_empty() {
-            self.outbox.push_back(self.buf.clone());
-        } else {
-            match self.sock.send(&self.buf) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    self.outbox.push_back(self.buf.clone())
-                }
+        taskq::encode(&mut self.buf, &msg)?;
+        self.next_id += 1;
+        Ok(id)
+    }
+
+    fn send_now(&self, task: &[u8]) -> std::io::Result<()> {
+        taskq::send_task(self.submit.as_fd(), task, self.reply.send.as_fd())
+    }
+
+    /// Queues an async task: sent now, or kept in the outbox while the queue is full.
+    fn send(&mut self, data: &[u8], kind: Kind) -> Result<u64, TaskError> {
+        let id = self.encode(data, kind)?;
+        if self.outbox.is_empty() {
+            match self.send_now(&self.buf) {
+                Ok(()) => {}
+                Err(e) if taskq::is_full(&e) => self.park(self.buf.clone())?,
                 Err(e) => return Err(e.into()),
+            }
+        } else {
+            self.outbox.push_back(self.buf.clone());
+        }
+        self.waiting.insert(id);
+        self.pending.add(1);
+        Ok(id)
+    }
+
+    /// Keeps a task for later and asks the loop to say when the queue has room.
+    fn park(&mut self, task: Vec<u8>) -> std::io::Result<()> {
+        self.outbox.push_back(task);
+        if self.outbox.len() == 1 {
+            self.registry.register(
+                &mut mio::unix::SourceFd(&self.submit.as_raw_fd()),
+                self.token,
+                mio::Interest::WRITABLE,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Puts a `task_wait` task on the queue, waiting for room until `deadline`.
+    fn send_wait(
+        &mut self,
+        data: &[u8],
+        deadline: i64,
+        timeout: Duration,
+    ) -> Result<u64, TaskError> {
+        let id = self.encode(data, Kind::Wait)?;
+        loop {
+            match self.send_now(&self.buf) {
+                Ok(()) => break,
+                Err(e) if taskq::is_full(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let left = deadline - sys::monotonic_ms();
+            if left <= 0 {
+                return Err(TaskError::Timeout(timeout.as_millis() as u64));
+            }
+            // Too many descriptors in flight is not pollable: wait a little instead.
+            let step = Duration::from_millis(left.min(5) as u64);
+            if !sys::dgram::wait_writable(self.submit.as_fd(), step)? {
+                continue;
             }
         }
         self.pending.add(1);
@@ -337,53 +470,104 @@ impl TaskClient {
     /// Sends queued async tasks while the queue has room.
     pub(crate) fn flush_outbox(&mut self) {
         while let Some(front) = self.outbox.front() {
-            match self.sock.send(front) {
-                Ok(_) => {
+            match self.send_now(front) {
+                Ok(()) => {
                     self.outbox.pop_front();
                 }
-                Err(_) => break,
-            }
-        }
-    }
-
-    /// Reads every result waiting on the socket into `finished`.
-    pub(crate) fn receive_ready(&mut self) {
-        let mut rbuf = vec![0u8; taskq::MAX_PAYLOAD + 64];
-        while let Ok(n) = self.sock.recv(&mut rbuf) {
-            if let Some(m) = taskq::decode(&rbuf[..n], self.token) {
-                if m.kind == Kind::Result {
-                    self.pending.add(-1);
-                    self.finished.push_back((m.task_id, m.data.to_vec()));
+                Err(e) if taskq::is_full(&e) => return,
+                Err(e) => {
+                    crate::log::error(&format!("task queue: an async task was lost: {e}"));
+                    self.outbox.pop_front();
                 }
             }
         }
+        let _ = self
+            .registry
+            .deregister(&mut mio::unix::SourceFd(&self.submit.as_raw_fd()));
     }
 
-    fn wait_for(&mut self, id: u64, timeout: Duration) -> Result<Vec<u8>, TaskError> {
-        let deadline = sys::monotonic_ms() + timeout.as_millis() as i64;
-        let mut rbuf = vec![0u8; taskq::MAX_PAYLOAD + 64];
-        loop {
+    /// Routes one reply that is not the one a `task_wait` waits for: an async task's
+    /// outcome goes to `finished`; anything else (the late result of a `task_wait` that
+    /// timed out) is dropped.
+    fn route(&mut self, m: &Message<'_>) {
+        if !self.waiting.remove(&m.task_id) {
+            return;
+        }
+        self.pending.add(-1);
+        let outcome = match m.kind {
+            Kind::Result => Ok(m.data.to_vec()),
+            _ => Err(died(m)),
+        };
+        self.finished.push_back((m.task_id, outcome));
+    }
+
+    /// Reads every reply waiting on the socket.
+    pub(crate) fn receive_ready(&mut self) {
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        while let Ok(n) = taskq::recv_reply(self.reply.recv.as_fd(), &mut rbuf) {
+            if let Some(m) = taskq::decode(&rbuf[..n]).filter(is_reply) {
+                self.route(&m);
+            }
+        }
+        self.rbuf = rbuf;
+    }
+
+    /// Waits for the outcome of the `task_wait` task `id` until `deadline`.
+    fn wait_for(
+        &mut self,
+        id: u64,
+        deadline: i64,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, TaskError> {
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        let outcome = loop {
             let left = deadline - sys::monotonic_ms();
             if left <= 0 {
-                return Err(TaskError::Timeout(timeout.as_millis() as u64));
+                break Err(TaskError::Timeout(timeout.as_millis() as u64));
             }
-            let ready = sys::poll_readable(&[self.fd()], Some(Duration::from_millis(left as u64)))?;
+            let ready = match sys::poll_readable(
+                &[self.reply.recv.as_raw_fd()],
+                Some(Duration::from_millis(left as u64)),
+            ) {
+                Ok(r) => r,
+                Err(e) => break Err(e.into()),
+            };
             if !ready[0] {
                 continue;
             }
-            while let Ok(n) = self.sock.recv(&mut rbuf) {
-                let Some(m) = taskq::decode(&rbuf[..n], self.token) else {
+            let mut found = None;
+            while let Ok(n) = taskq::recv_reply(self.reply.recv.as_fd(), &mut rbuf) {
+                let Some(m) = taskq::decode(&rbuf[..n]).filter(is_reply) else {
                     continue;
                 };
-                if m.kind != Kind::Result {
-                    continue;
-                }
-                self.pending.add(-1);
                 if m.task_id == id {
-                    return Ok(m.data.to_vec());
+                    found = Some(match m.kind {
+                        Kind::Result => Ok(m.data.to_vec()),
+                        _ => Err(died(&m)),
+                    });
+                    break;
                 }
-                self.finished.push_back((m.task_id, m.data.to_vec()));
+                self.route(&m);
             }
-        }
+            if let Some(outcome) = found {
+                break outcome;
+            }
+        };
+        self.rbuf = rbuf;
+        // Answered, failed or given up: it is no longer pending.
+        self.pending.add(-1);
+        outcome
+    }
+}
+
+fn is_reply(m: &Message<'_>) -> bool {
+    matches!(m.kind, Kind::Result | Kind::Failed)
+}
+
+/// The error a failure notice stands for.
+fn died(m: &Message<'_>) -> TaskError {
+    TaskError::WorkerDied {
+        task_worker: m.from_id,
+        how: String::from_utf8_lossy(m.data).into_owned(),
     }
 }

@@ -299,6 +299,10 @@ pub struct Settings {
     pub worker_timeout: Duration,
     /// `pid_file`: the master's locked pid file.
     pub pid_file: PathBuf,
+    /// `user`: the user every child process runs as (None: the user that started it).
+    pub user: Option<String>,
+    /// `group`: the group every child process runs as (None: `user`'s primary group).
+    pub group: Option<String>,
     /// `backlog`: listen backlog of every listener.
     pub backlog: u32,
     /// `keepalive-interval`: time between keepAlive reports to the node.
@@ -476,6 +480,8 @@ impl Settings {
             request_timeout: Duration::from_secs(60),
             worker_timeout: Duration::from_secs(30),
             pid_file: PathBuf::new(),
+            user: None,
+            group: None,
             backlog: 511,
             keepalive_interval: Duration::from_millis(10_000),
             adapters: Vec::new(),
@@ -516,6 +522,12 @@ impl Settings {
         if !was_set("modulename") {
             self.client.modulename = self.full_name();
         }
+    }
+
+    /// Whether `datapath` is the per-user default (a directory tarsfork makes for
+    /// itself and holds to `0700`) rather than one the config named.
+    pub fn datapath_is_default(&self) -> bool {
+        !self.explicit.contains_key("datapath")
     }
 
     /// `App.Server`, the name the platform knows this server by.
@@ -692,9 +704,19 @@ impl Settings {
 }
 
 /// The per-user data dir used when no `datapath` is configured:
-/// `<system temp dir>/tarsfork-<uid>/`.
+/// `$XDG_RUNTIME_DIR/tarsfork/` when that variable names a directory that is ours and
+/// `0700` (a login session's private runtime dir), else `<system temp dir>/tarsfork-<uid>/`.
+/// Either is made `0700` and verified before use (see `rundir`).
 pub fn default_datapath() -> PathBuf {
-    let uid = nix::unistd::getuid();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let uid = nix::unistd::geteuid().as_raw();
+    if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        let private = std::fs::symlink_metadata(&xdg)
+            .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o777 == 0o700);
+        if xdg.is_absolute() && private {
+            return xdg.join("tarsfork");
+        }
+    }
     std::env::temp_dir().join(format!("tarsfork-{uid}"))
 }
 
@@ -1214,9 +1236,9 @@ pub static SETTINGS_KEYS: &[KeyDescriptor<Settings>] = &[
         Scope::Server,
         "datapath",
         Setter::Path(|s, v| s.datapath = v),
-        DefaultDoc::Derived("`<temp dir>/tarsfork-<uid>/`"),
+        DefaultDoc::Derived("`$XDG_RUNTIME_DIR/tarsfork/` if that is a private dir of ours, else `<temp dir>/tarsfork-<uid>/`"),
         "/usr/local/app/tars/tarsnode/data/TestApp.HelloServer/data/",
-        "data dir: pid file and other run-time files",
+        "data dir: pid file, the master's record and other run-time files; made `0700` if missing, refused unless owned by us and writable by nobody else",
     ),
     key(
         Scope::Server,
@@ -1399,6 +1421,22 @@ pub static SETTINGS_KEYS: &[KeyDescriptor<Settings>] = &[
         DefaultDoc::Derived("`<datapath>/<App>.<Server>.pid`"),
         "/var/run/TestApp.HelloServer.pid",
         "the master's pid file, locked while it runs; relative = inside datapath",
+    ),
+    key(
+        Scope::Server,
+        "user",
+        Setter::Text(|s, v| s.user = Some(v)),
+        DefaultDoc::Unset("the user that starts it"),
+        "nobody",
+        "user (name or uid) every child process runs as, as nginx's `user`: the master binds, opens the pid file, logs and shared memory as root, then manager, workers and task workers drop to it; needs root",
+    ),
+    key(
+        Scope::Server,
+        "group",
+        Setter::Text(|s, v| s.group = Some(v)),
+        DefaultDoc::Unset("the primary group of `user`"),
+        "nogroup",
+        "group (name or gid) the children run as; their supplementary groups are dropped",
     ),
     key(
         Scope::Server,
@@ -1931,9 +1969,14 @@ mod tests {
         let text = conf("", None, "").replace("datapath=/d/\n", "");
         let s = ok(&text);
         assert_eq!(s.datapath, default_datapath());
-        assert!(s.datapath.starts_with(std::env::temp_dir()));
+        assert!(s.datapath_is_default());
         let uid = nix::unistd::getuid().to_string();
-        assert!(s.datapath.ends_with(format!("tarsfork-{uid}")));
+        let in_temp = s.datapath.starts_with(std::env::temp_dir())
+            && s.datapath.ends_with(format!("tarsfork-{uid}"));
+        let in_xdg = std::env::var_os("XDG_RUNTIME_DIR")
+            .is_some_and(|x| s.datapath == PathBuf::from(x).join("tarsfork"));
+        assert!(in_temp || in_xdg, "{}", s.datapath.display());
+        assert!(!ok(&conf("", None, "")).datapath_is_default());
     }
 
     #[test]

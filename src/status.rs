@@ -22,6 +22,8 @@ pub(crate) struct ProcStatus {
     tasks_pending: i64,
     backoff_ms: i64,
     failures: i64,
+    /// Task results and failure notices dropped because the receiver was full or gone.
+    replies_dropped: i64,
 }
 
 /// The whole report as `status --json` prints it.
@@ -63,6 +65,7 @@ impl ProcStatus {
                 0
             },
             failures: r.failures,
+            replies_dropped: r.replies_dropped,
         }
     }
 }
@@ -129,6 +132,13 @@ impl ServerStatus {
                 out,
                 "{pid:>8}  {:<8} {:>3} {:>3}  {:<9} {:>9} {uptime:>10} {hb:>9} {req:>9} {:>7}",
                 p.role, p.id, p.generation, p.state, p.requests, p.tasks_pending
+            );
+        }
+        let dropped: i64 = self.processes.iter().map(|p| p.replies_dropped).sum();
+        if dropped > 0 {
+            let _ = writeln!(
+                out,
+                "task replies dropped: {dropped} (the asking worker's queue was full, or it was gone)"
             );
         }
         for (name, conns) in &self.connections {

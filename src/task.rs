@@ -1,14 +1,19 @@
 //! The task worker: takes tasks from the shared queue, runs `on_task`, sends the result
 //! back to the worker that asked, and runs its timers. It finishes the task in hand
 //! before obeying a stop.
+//!
+//! While a task runs, the task worker's scoreboard row names it (sender pid, task id):
+//! if the task worker dies, the manager reads that and tells the sender at once. A
+//! result is sent without waiting; when the sender's queue is full or the sender is
+//! gone, it is dropped and counted in the row (`replies_dropped`).
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use crate::platform::heartbeat::Heartbeat;
 use crate::platform::reporter::Reporter;
 use crate::process::{ChildBoot, Shared, Started};
-use crate::scoreboard::ProcState;
+use crate::scoreboard::{ProcHandle, ProcState};
 use crate::service::{Service, TaskCtx, Timers};
 use crate::signals::{self, Action};
 use crate::taskq::{self, Kind, Message};
@@ -22,11 +27,10 @@ pub(crate) fn serve(
     boot: &ChildBoot,
     started: Started,
 ) -> std::io::Result<i32> {
-    let Started { wake, handle } = started;
-    let Some(queue) = shared.task_queue.as_ref() else {
+    let Started { wake, handle, .. } = started;
+    let Some(queue) = shared.task_queue.as_ref().and_then(|q| q.take()) else {
         return Ok(0);
     };
-    queue.set_nonblocking(true)?;
     let mut ctx = TaskCtx {
         task_worker_id: boot.id,
         props: shared.props.clone(),
@@ -88,30 +92,9 @@ pub(crate) fn serve(
         }
         if ready[2] {
             // Take one task per turn so a stop is noticed between tasks.
-            if let Ok((n, from)) = queue.recv_from(&mut buf) {
-                if let Some(msg) = taskq::decode(&buf[..n], shared.token) {
-                    if msg.kind != Kind::Result {
-                        handle.begin_request(sys::monotonic_ms());
-                        let result = match &service.on_task {
-                            Some(f) => f(&mut ctx, msg.data),
-                            None => Vec::new(),
-                        };
-                        handle.end_request();
-                        let reply = Message {
-                            task_id: msg.task_id,
-                            kind: Kind::Result,
-                            from_id: boot.id,
-                            data: &result,
-                        };
-                        match taskq::encode(&mut out, shared.token, &reply) {
-                            Ok(()) => send_reply(queue, &out, &from),
-                            Err(e) => {
-                                log::error(&format!("task {} result dropped: {e}", msg.task_id))
-                            }
-                        }
-                    }
-                }
-            }
+            run_one(
+                queue, service, &mut ctx, &handle, boot.id, &mut buf, &mut out,
+            );
         }
         if let Some(h) = heartbeat.as_mut() {
             h.run_due(shared);
@@ -125,26 +108,63 @@ pub(crate) fn serve(
     }
 }
 
-/// Sends a result, waiting up to 5 s for room in the worker's queue (it may be inside a
-/// long request); a worker that has exited meanwhile simply loses its result.
-fn send_reply(
-    queue: &std::os::unix::net::UnixDatagram,
-    out: &[u8],
-    to: &std::os::unix::net::SocketAddr,
+/// Takes one task off the queue (if another task worker did not take it first), runs
+/// it and sends the result to the reply end that came with it.
+fn run_one(
+    queue: BorrowedFd<'_>,
+    service: &Service,
+    ctx: &mut TaskCtx,
+    handle: &ProcHandle,
+    my_id: u32,
+    buf: &mut [u8],
+    out: &mut Vec<u8>,
 ) {
-    let deadline = sys::monotonic_ms() + 5000;
-    loop {
-        match queue.send_to_addr(out, to) {
-            Ok(_) => return,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock && sys::monotonic_ms() < deadline =>
-            {
-                sys::sleep(Duration::from_millis(1));
-            }
-            Err(e) => {
-                log::debug(&format!("task result not delivered: {e}"));
-                return;
-            }
+    let (n, reply) = match taskq::take_task(queue, buf) {
+        Ok(x) => x,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+        Err(e) => {
+            log::warn(&format!(
+                "task queue: a malformed datagram was dropped: {e}"
+            ));
+            return;
         }
+    };
+    let Some(msg) = taskq::decode(&buf[..n]) else {
+        log::warn("task queue: an undecodable task was dropped");
+        return;
+    };
+    let Some(reply) = reply.filter(|r| sys::dgram::is_socket(r.as_fd())) else {
+        log::warn(&format!(
+            "task {} came without a reply channel; dropped",
+            msg.task_id
+        ));
+        return;
+    };
+    if !matches!(msg.kind, Kind::Async | Kind::Wait) {
+        return;
     }
+    handle.begin_task(msg.from_pid, msg.task_id, sys::monotonic_ms());
+    let result = match &service.on_task {
+        Some(f) => f(ctx, msg.data),
+        None => Vec::new(),
+    };
+    let answer = Message {
+        task_id: msg.task_id,
+        kind: Kind::Result,
+        from_id: my_id,
+        from_pid: sys::getpid(),
+        data: &result,
+    };
+    let sent = match taskq::encode(out, &answer) {
+        Ok(()) => taskq::send_reply(reply.as_fd(), out).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = sent {
+        handle.reply_dropped();
+        log::warn(&format!(
+            "result of task {} for pid {} dropped: {e}",
+            msg.task_id, msg.from_pid
+        ));
+    }
+    handle.end_task();
 }

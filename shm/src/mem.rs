@@ -1,14 +1,17 @@
 //! The unsafe layer: the shared mapping seen as 64- and 32-bit atomic words, and the
 //! libc calls the crate needs (kill(pid, 0) for liveness, pthread_atfork for the hazard
-//! registry). Everything above this module is safe code.
+//! registry, openat for tables opened relative to a directory descriptor). Everything
+//! above this module is safe code.
 //!
 //! Every byte of the table is read and written through atomics, never through plain
 //! references, because other processes change it concurrently: a plain read racing
 //! with a write would be a data race (undefined behaviour) even if the value were
 //! checked afterwards.
 
+use std::ffi::CString;
 use std::fs::File;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -118,4 +121,38 @@ pub(crate) fn on_fork_in_child(handler: extern "C" fn()) -> bool {
     // `extern "C" fn` valid for the life of the program (callers pass a function that
     // does one atomic add on a static).
     unsafe { libc::pthread_atfork(None, None, Some(handler)) == 0 }
+}
+
+/// Opens the file `name` (one path component) in the directory `dir` with
+/// `O_NOFOLLOW | O_CLOEXEC` added to `flags`: a symlink at the name fails with `ELOOP`,
+/// and a `/` in the name is refused, so the open stays inside the directory.
+pub(crate) fn open_at(dir: BorrowedFd<'_>, name: &str, flags: i32, mode: u32) -> io::Result<File> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not a table name"),
+        ));
+    }
+    let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: `c` is a NUL-terminated string alive for the call and `dir` a live
+    // descriptor; openat touches no other memory of ours.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags, mode as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat succeeded, so `fd` is a fresh descriptor that nothing else owns.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Removes the file `name` from the directory `dir` (a half-made table).
+pub(crate) fn unlink_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c` is a NUL-terminated string alive for the call and `dir` a live
+    // descriptor; unlinkat only removes a directory entry.
+    let rc = unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::hash::BuildHasher;
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
@@ -481,11 +482,44 @@ impl Table {
             .mode(0o600)
             .open(path)
             .map_err(io_err("create table file", path))?;
+        Self::init_or_remove(file, path, schema, geo, || {
+            let _ = std::fs::remove_file(path);
+        })
+    }
+
+    /// Like [`Table::create`], for the file `name` in the directory open as `dir`
+    /// (whose path, `dir_path`, is only used to name the table in messages): the file is
+    /// made with `O_EXCL | O_NOFOLLOW` relative to the descriptor, so nothing planted at
+    /// the name, and no rename of the directory, can redirect it.
+    pub fn create_at(
+        dir: BorrowedFd<'_>,
+        dir_path: &Path,
+        name: &str,
+        schema: &Schema,
+        capacity: usize,
+    ) -> Result<Table> {
+        let path = dir_path.join(name);
+        let geo = Geometry::new(schema, capacity)?;
+        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+        let file = crate::mem::open_at(dir, name, flags, 0o600)
+            .map_err(io_err("create table file", &path))?;
+        Self::init_or_remove(file, &path, schema, geo, || {
+            let _ = crate::mem::unlink_at(dir, name);
+        })
+    }
+
+    fn init_or_remove(
+        file: File,
+        path: &Path,
+        schema: &Schema,
+        geo: Geometry,
+        remove: impl FnOnce(),
+    ) -> Result<Table> {
         match Self::init(file, path, schema, geo) {
             Ok(t) => Ok(t),
             Err(e) => {
                 // Never leave a half-made table behind for others to open.
-                let _ = std::fs::remove_file(path);
+                remove();
                 Err(e)
             }
         }
@@ -559,6 +593,15 @@ impl Table {
         Self::open_impl(path, false, None)
     }
 
+    /// Like [`Table::open_readonly`], for the file `name` in the directory open as
+    /// `dir` (`O_NOFOLLOW`, relative to the descriptor; `dir_path` names it in messages).
+    pub fn open_readonly_at(dir: BorrowedFd<'_>, dir_path: &Path, name: &str) -> Result<Table> {
+        let path = dir_path.join(name);
+        let file = crate::mem::open_at(dir, name, libc::O_RDONLY | libc::O_NONBLOCK, 0)
+            .map_err(io_err("open table file", &path))?;
+        Self::open_file(file, &path, false, None)
+    }
+
     fn open_impl(path: &Path, writable: bool, expect: Option<&Schema>) -> Result<Table> {
         // O_NONBLOCK: opening a FIFO someone put at the path must not hang (regular
         // files ignore the flag).
@@ -568,6 +611,15 @@ impl Table {
             .custom_flags(libc::O_NONBLOCK)
             .open(path)
             .map_err(io_err("open table file", path))?;
+        Self::open_file(file, path, writable, expect)
+    }
+
+    fn open_file(
+        file: File,
+        path: &Path,
+        writable: bool,
+        expect: Option<&Schema>,
+    ) -> Result<Table> {
         let meta = file.metadata().map_err(io_err("stat table file", path))?;
         let bad = |what: String| ShmError::BadHeader {
             path: path.to_owned(),

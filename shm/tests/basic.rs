@@ -281,3 +281,26 @@ fn memory_size_is_the_mapped_file_size() {
     assert_eq!(t.memory_size() % 4096, 0);
     assert_eq!(t.capacity(), 1000);
 }
+
+#[test]
+fn tables_at_a_directory_descriptor_refuse_symlinks_and_existing_files() {
+    use std::os::fd::AsFd;
+    let dir = tempfile::tempdir().unwrap();
+    let d = std::fs::File::open(dir.path()).unwrap();
+    let schema = Schema::new(vec![Column::int("n")]).unwrap();
+    let victim = dir.path().join("victim");
+    std::os::unix::fs::symlink(&victim, dir.path().join("t")).unwrap();
+    assert!(Table::create_at(d.as_fd(), dir.path(), "t", &schema, 4).is_err());
+    assert!(!victim.exists(), "the symlink was followed");
+    assert!(Table::open_readonly_at(d.as_fd(), dir.path(), "t").is_err());
+    assert!(Table::create_at(d.as_fd(), dir.path(), "../x", &schema, 4).is_err());
+    let t = Table::create_at(d.as_fd(), dir.path(), "u", &schema, 4).unwrap();
+    t.incr(b"k", "n", 2).unwrap();
+    assert!(
+        Table::create_at(d.as_fd(), dir.path(), "u", &schema, 4).is_err(),
+        "an existing table file is never reused"
+    );
+    let ro = Table::open_readonly_at(d.as_fd(), dir.path(), "u").unwrap();
+    assert_eq!(ro.load_int(b"k", "n").unwrap(), Some(2));
+    assert_eq!(ro.path(), dir.path().join("u"));
+}

@@ -60,6 +60,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -426,23 +427,37 @@ impl Store {
         cap: Capacity,
         max_counters: usize,
     ) -> Result<Store> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+        let dir_err = |source| StoreError::Dir {
             path: dir.to_path_buf(),
             source,
-        })?;
+        };
+        std::fs::create_dir_all(dir).map_err(dir_err)?;
+        let fd = std::fs::File::open(dir).map_err(dir_err)?;
+        Store::create_at(fd.as_fd(), dir, name, cap, max_counters)
+    }
+
+    /// Like [`Store::create`], in the directory open as `dir` (at `dir_path`): each
+    /// table file is made relative to the descriptor, `O_EXCL | O_NOFOLLOW`.
+    pub(crate) fn create_at(
+        dir_fd: BorrowedFd<'_>,
+        dir: &Path,
+        name: &str,
+        cap: Capacity,
+        max_counters: usize,
+    ) -> Result<Store> {
         let [kp, sp, ep] = paths(dir, name);
+        let [kn, sn, en] = ["keys", "sums", "ext"].map(|suffix| format!("{name}.{suffix}"));
+        let create = |n: &str, schema: &Schema, capacity: usize| {
+            Table::create_at(dir_fd, dir, n, schema, capacity)
+        };
         let (ks, ss, es) = shm_at("building the schema of", &kp, schemas())?;
         let keys_cap = cap.keys.max(1);
         // Most keys fit one chunk (stats always do; properties unless they have long
         // Distr policies), so room for two per key and bank is plenty.
         let chunks = max_counters.div_ceil(WIDTH).clamp(1, 2);
         let procs = cap.processes.max(1);
-        let keys = shm_at("creating", &kp, Table::create(&kp, &ks, keys_cap))?;
-        let sums = shm_at(
-            "creating",
-            &sp,
-            Table::create(&sp, &ss, keys_cap * 2 * chunks),
-        )?;
+        let keys = shm_at("creating", &kp, create(&kn, &ks, keys_cap))?;
+        let sums = shm_at("creating", &sp, create(&sn, &ss, keys_cap * 2 * chunks))?;
         // Per process: its P row and an X row per key and bank it recorded; plus G.
         // Extremes: one row per key a process has recorded, per live process. Every
         // process recording every key (procs × keys rows) would be far larger than any
@@ -450,7 +465,7 @@ impl Store {
         // four rows per key or 64 per process, whichever is more. When it is full, new
         // (key, process) pairs are recorded without extremes: counts stay exact.
         let ext_cap = procs + 1 + (keys_cap * 4).max(procs * 64);
-        let ext = shm_at("creating", &ep, Table::create(&ep, &es, ext_cap))?;
+        let ext = shm_at("creating", &ep, create(&en, &es, ext_cap))?;
         shm(
             "creating the epoch row in",
             &ext,

@@ -129,17 +129,10 @@ impl<'a> Served<'a> {
 
 /// Records this process's outgoing proxy calls (client side) from now on.
 pub(crate) fn observe_client_calls(shared: &Shared) {
-    if shared.stats.is_none() {
+    // The table inherited from the master: a child never reopens shared memory by path
+    // (after a privilege drop it could not, and it needs no access to the directory).
+    let Some(table) = shared.stats.clone() else {
         return;
-    }
-    let table = match StatTable::open(&shared.shm_dir.join("stats")) {
-        Ok(t) => t,
-        Err(e) => {
-            log::warn(&format!(
-                "client call statistics are off in this process: {e}"
-            ));
-            return;
-        }
     };
     let module = shared.settings.client.modulename.clone();
     let local_ip = shared.settings.localip.clone().unwrap_or_default();

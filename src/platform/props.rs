@@ -94,6 +94,19 @@ impl PropTable {
         })
     }
 
+    /// Creates the table files in the directory open as `dir_fd` (at `dir`), each made
+    /// relative to the descriptor (`O_EXCL | O_NOFOLLOW`).
+    pub fn create_at(
+        dir_fd: std::os::fd::BorrowedFd<'_>,
+        dir: &Path,
+        capacity: Capacity,
+    ) -> Result<PropTable> {
+        let counters = DISTR0 + MAX_DISTR * (MAX_BOUNDS + 1);
+        Ok(PropTable {
+            store: Arc::new(Store::create_at(dir_fd, dir, NAME, capacity, counters)?),
+        })
+    }
+
     /// Opens the table of a running server by its directory, read-write.
     pub fn open(dir: &Path) -> Result<PropTable> {
         Ok(PropTable {

@@ -269,10 +269,11 @@ impl MicReport {
     }
 }
 
-/// The statistics table: create it in the master before forking; record in any process.
-#[derive(Debug)]
+/// The statistics table: create it in the master before forking; record in any process
+/// (a clone shares this process's handle on the same tables).
+#[derive(Debug, Clone)]
 pub struct StatTable {
-    store: Store,
+    store: std::sync::Arc<Store>,
 }
 
 /// The file name prefix of the tables in the directory.
@@ -282,21 +283,39 @@ impl StatTable {
     /// Creates the table files `stat.{keys,sums,ext}` in `dir` (created if missing).
     pub fn create(dir: &Path, capacity: Capacity) -> Result<StatTable> {
         Ok(StatTable {
-            store: Store::create(dir, NAME, capacity, SHAPE.counters)?,
+            store: std::sync::Arc::new(Store::create(dir, NAME, capacity, SHAPE.counters)?),
+        })
+    }
+
+    /// Creates the table files in the directory open as `dir_fd` (at `dir`), each made
+    /// relative to the descriptor (`O_EXCL | O_NOFOLLOW`).
+    pub fn create_at(
+        dir_fd: std::os::fd::BorrowedFd<'_>,
+        dir: &Path,
+        capacity: Capacity,
+    ) -> Result<StatTable> {
+        Ok(StatTable {
+            store: std::sync::Arc::new(Store::create_at(
+                dir_fd,
+                dir,
+                NAME,
+                capacity,
+                SHAPE.counters,
+            )?),
         })
     }
 
     /// Opens the table of a running server by its directory, read-write.
     pub fn open(dir: &Path) -> Result<StatTable> {
         Ok(StatTable {
-            store: Store::open(dir, NAME)?,
+            store: std::sync::Arc::new(Store::open(dir, NAME)?),
         })
     }
 
     /// Opens the table read-only for inspection ([`StatTable::peek`]).
     pub fn open_readonly(dir: &Path) -> Result<StatTable> {
         Ok(StatTable {
-            store: Store::open_readonly(dir, NAME)?,
+            store: std::sync::Arc::new(Store::open_readonly(dir, NAME)?),
         })
     }
 

@@ -63,6 +63,30 @@ pub fn read_stat(pid: u32) -> Option<ProcStat> {
     parse_stat(&text)
 }
 
+/// The effective uid a process runs as (the `Uid:` line of `/proc/<pid>/status`);
+/// None if the process is gone.
+pub fn uid_of(pid: i32) -> Option<u32> {
+    use std::io::Read;
+    let pid = u32::try_from(pid).ok().filter(|p| *p > 0)?;
+    let file = std::fs::File::open(format!("/proc/{pid}/status")).ok()?;
+    let mut text = String::new();
+    file.take(MAX_STAT_FILE).read_to_string(&mut text).ok()?;
+    let line = text.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// What `ps` shows as a process's command line (its title, for our processes):
+/// `/proc/<pid>/cmdline` with its NULs as spaces and trailing NULs dropped.
+pub fn cmdline_of(pid: i32) -> Option<String> {
+    use std::io::Read;
+    let pid = u32::try_from(pid).ok().filter(|p| *p > 0)?;
+    let file = std::fs::File::open(format!("/proc/{pid}/cmdline")).ok()?;
+    let mut raw = Vec::new();
+    file.take(MAX_STAT_FILE).read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    Some(text.trim_end_matches('\0').replace('\0', " "))
+}
+
 /// One process: its pid and its start time (0 when /proc could not be read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcessId {
@@ -185,5 +209,15 @@ mod tests {
             ('S', 1, 11, 12, 19)
         );
         assert_eq!(read_stat(0), None);
+    }
+
+    #[test]
+    fn own_uid_and_command_line_are_read_from_proc() {
+        let me = std::process::id() as i32;
+        assert_eq!(uid_of(me), Some(super::super::fs::geteuid()));
+        let cmd = cmdline_of(me).expect("cmdline");
+        assert!(!cmd.is_empty() && !cmd.ends_with('\0'), "{cmd:?}");
+        assert_eq!(uid_of(0), None);
+        assert_eq!(cmdline_of(-1), None);
     }
 }

@@ -3,9 +3,6 @@
 //! The rest of the crate never writes `unsafe`: it calls these small wrappers, which turn
 //! `-1` into `io::Error` and document why each unsafe block is sound.
 
-pub mod ident;
-pub mod proctitle;
-
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -27,6 +24,12 @@ macro_rules! syscall {
         }
     }};
 }
+
+pub mod creds;
+pub mod dgram;
+pub mod fs;
+pub mod ident;
+pub mod proctitle;
 
 /// The result of [`fork`], seen from either side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -400,7 +403,8 @@ pub fn wall_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Opens (creating if needed) a file for the pid-file protocol: read-write, close-on-exec.
+/// Opens (creating if needed) a file read-write, close-on-exec, never through a symlink
+/// in its last component (the log rotation's lock file).
 pub fn open_rw_create(path: &Path, mode: u32) -> io::Result<OwnedFd> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
@@ -409,7 +413,7 @@ pub fn open_rw_create(path: &Path, mode: u32) -> io::Result<OwnedFd> {
         .create(true)
         .truncate(false)
         .mode(mode)
-        .custom_flags(libc::O_CLOEXEC)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(path)?;
     Ok(OwnedFd::from(f))
 }
@@ -447,22 +451,29 @@ pub fn setsid() -> io::Result<()> {
     syscall!(setsid()).map(|_| ())
 }
 
-/// Points `target` (0, 1 or 2) at the file `path` (opened for append, created if missing)
-/// or at /dev/null when `path` is None.
+/// Points `target` (0, 1 or 2) at the file `path` (opened for append, created 0640 if
+/// missing, never through a symlink in its last component) or at /dev/null when `path`
+/// is None.
 pub fn redirect_fd(target: RawFd, path: Option<&Path>) -> io::Result<()> {
     let file = match path {
-        Some(p) => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)?,
-        None => std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")?,
+        Some(p) => fs::open_append_nofollow(p, 0o640)?,
+        None => OwnedFd::from(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")?,
+        ),
     };
     // SAFETY: dup2 on `file`'s open descriptor; replacing `target` (0, 1 or 2) is the
     // point, and the std handles that use those numbers keep working on the new file.
     syscall!(dup2(file.as_raw_fd(), target)).map(|_| ())
+}
+
+/// Points `target` (0, 1 or 2) at the open file `fd`.
+pub fn dup_onto(fd: std::os::fd::BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 on a descriptor `fd` keeps open for the call; replacing `target` is
+    // the point, as in `redirect_fd`.
+    syscall!(dup2(fd.as_raw_fd(), target)).map(|_| ())
 }
 
 /// Sets the thread name the kernel shows in `comm` (ps -o comm, top): at most 15 bytes.
@@ -498,6 +509,49 @@ pub fn close_fd(fd: RawFd) {
     unsafe {
         libc::close(fd);
     }
+}
+
+/// Closes every descriptor of this process except `keep` (a fresh child drops what it
+/// inherited but must not hold). `close_range(2)` closes each gap in one call; where the
+/// kernel lacks it, the descriptors listed in /proc/self/fd are closed one by one.
+///
+/// Objects of the caller that own a descriptor closed here must never be dropped or
+/// used afterwards (a forked child leaves its parent's objects alone and exits with
+/// [`exit_now`]).
+pub fn close_fds_except(keep: &[RawFd]) -> io::Result<()> {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd >= 0).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from: libc::c_uint = 0;
+    for &k in keep.iter().chain(std::iter::once(&RawFd::MAX)) {
+        let k = k as libc::c_uint;
+        if k > from && close_range(from, k - 1).is_err() {
+            return close_listed_except(&keep);
+        }
+        from = k.saturating_add(1);
+    }
+    Ok(())
+}
+
+fn close_range(first: libc::c_uint, last: libc::c_uint) -> io::Result<()> {
+    // SAFETY: close_range only closes descriptors; the callers' contract (above) is that
+    // nothing in this process uses the closed ones again.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0 as libc::c_uint) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn close_listed_except(keep: &[RawFd]) -> io::Result<()> {
+    let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in open.into_iter().filter(|fd| !keep.contains(fd)) {
+        close_fd(fd);
+    }
+    Ok(())
 }
 
 /// Registers `handler` to run in every child right after `fork()` (pthread_atfork's

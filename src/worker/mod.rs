@@ -24,7 +24,6 @@ mod tars;
 mod tests;
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, SystemTime};
 
 use mio::net::TcpListener;
@@ -36,7 +35,7 @@ use crate::process::{ChildBoot, Shared, Started};
 use crate::scoreboard::{ProcHandle, ProcState};
 use crate::service::{Ctx, Service, TaskClient, Timers};
 use crate::signals::{self, Action};
-use crate::{log, sys, taskq, EXIT_BOOT_ERROR};
+use crate::{log, sys, EXIT_BOOT_ERROR};
 
 use conn::{Conn, Origin};
 use protocol::{App, Opener, Openers};
@@ -105,30 +104,25 @@ pub(crate) fn serve(
     boot: &ChildBoot,
     started: Started,
 ) -> io::Result<i32> {
-    let Started { wake, handle } = started;
+    let Started {
+        wake,
+        handle,
+        task_reply,
+    } = started;
     let poll = Poll::new()?;
     let registry = poll.registry();
     registry.register(&mut SourceFd(&wake.fd()), WAKE, Interest::READABLE)?;
     let master_fd = shared.master_alive_fd();
     registry.register(&mut SourceFd(&master_fd), MASTER_GONE, Interest::READABLE)?;
 
-    let tasks = if shared.settings.task_worker_num > 0 {
-        let sock = taskq::bind_reply(shared.token, sys::getpid())?;
-        sock.set_nonblocking(true)?;
-        registry.register(
-            &mut SourceFd(&sock.as_raw_fd()),
-            TASK_REPLY,
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
-        Some(TaskClient::new(
-            sock,
-            shared.token,
-            boot.id,
-            handle.pending.clone(),
-        ))
-    } else {
-        None
-    };
+    let tasks = TaskClient::for_worker(
+        shared,
+        task_reply,
+        boot.id,
+        handle.pending.clone(),
+        registry,
+        TASK_REPLY,
+    )?;
 
     let mut listeners = Vec::new();
     let mut adapters = Vec::new();
@@ -317,17 +311,7 @@ impl Worker<'_> {
     }
 
     fn dispatch_finished(&mut self) {
-        loop {
-            let next = self
-                .app
-                .ctx
-                .task_client()
-                .and_then(|tc| tc.finished.pop_front());
-            let Some((id, data)) = next else { break };
-            if let Some(f) = &self.app.service.on_finish {
-                f(&mut self.app.ctx, id, &data);
-            }
-        }
+        crate::service::dispatch_task_results(self.app.service, &mut self.app.ctx);
     }
 
     fn accept(&mut self, listener_index: usize) {

@@ -20,7 +20,8 @@ use super::requests::Requests;
 /// `max_request` unless given.
 pub(super) fn app(service: &Service, max_request: u64) -> App<'_> {
     let dir = tempfile::tempdir().unwrap();
-    let board = Scoreboard::create(dir.path(), 4, 1).unwrap();
+    let shm = crate::rundir::RunDir::create_fresh(dir.path(), "shm").unwrap();
+    let board = Scoreboard::create(&shm, 4, 1).unwrap();
     let handle = board.register(Role::EventWorker, 0, 0).unwrap();
     App {
         service,

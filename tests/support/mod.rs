@@ -263,6 +263,8 @@ pub struct Opts {
     pub admin_port: Option<u16>,
     /// Lines of a `<client>` block (none when empty).
     pub client: Vec<String>,
+    /// Whether the config sets `datapath` (else the per-user default is used).
+    pub datapath: bool,
 }
 
 impl Default for Opts {
@@ -278,6 +280,7 @@ impl Default for Opts {
             tars_idle_ms: 60_000,
             admin_port: None,
             client: Vec::new(),
+            datapath: true,
         }
     }
 }
@@ -306,6 +309,8 @@ pub struct Server {
     pub foreground: Option<Foreground>,
     /// Every pid ever seen in this server's tree, killed on drop if still ours.
     seen: std::cell::RefCell<Vec<(i32, u64)>>,
+    /// Environment changes for every command run (`None` removes the variable).
+    pub env: Vec<(&'static str, Option<String>)>,
 }
 
 impl Server {
@@ -320,6 +325,7 @@ impl Server {
             opts,
             foreground: None,
             seen: Default::default(),
+            env: Vec::new(),
         };
         std::fs::write(&s.config, s.config_text()).expect("write config");
         s
@@ -358,13 +364,18 @@ impl Server {
         };
         format!(
             "<tars>\n  <application>\n    <server>\n      app=TestApp\n      server=HelloServer\n\
-             \x20     basepath={d}/bin/\n      datapath={d}/data/\n      logpath={d}/log/\n\
+             \x20     basepath={d}/bin/\n{datapath}      logpath={d}/log/\n\
              \x20     logLevel=DEBUG\n      deactivating-timeout=5000\n      task_worker_num={tasks}\n\
              \x20     daemonize={daemon}\n      worker_num={workers}\n{server}\
              \x20     <TestApp.HelloServer.HttpObjAdapter>\n        allow\n\
              \x20       endpoint=tcp -h 127.0.0.1 -p {port} -t {idle}\n        maxconns=200000\n\
              \x20       protocol=not_tars\n        servant=TestApp.HelloServer.HttpObj\n        threads=2\n{http_extra}\
              \x20     </TestApp.HelloServer.HttpObjAdapter>\n{tars}    </server>\n{client}  </application>\n</tars>\n",
+            datapath = if o.datapath {
+                format!("      datapath={d}/data/\n")
+            } else {
+                String::new()
+            },
             tasks = o.tasks,
             daemon = u8::from(o.daemonize),
             workers = o.workers,
@@ -401,6 +412,19 @@ impl Server {
         self.dir.path().join("data/TestApp.HelloServer.pid")
     }
 
+    /// `tarsfork --config=…` with this server's environment changes.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg(format!("--config={}", self.config.display()));
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+
     /// Runs `tarsfork --config=… <args>` to completion (bounded to 30 s).
     pub fn cmd(&self, args: &[&str]) -> Output {
         self.cmd_env(args, &[])
@@ -408,9 +432,8 @@ impl Server {
 
     /// [`Server::cmd`] with extra environment variables.
     pub fn cmd_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(BIN);
-        cmd.arg(format!("--config={}", self.config.display()))
-            .args(args);
+        let mut cmd = self.command();
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -528,8 +551,8 @@ impl Server {
 
     /// Records the current tree so drop can kill it.
     pub fn remember_tree(&self) {
-        let Ok(out) = Command::new(BIN)
-            .arg(format!("--config={}", self.config.display()))
+        let Ok(out) = self
+            .command()
             .args(["status", "--json"])
             .stdin(Stdio::null())
             .stderr(Stdio::null())
@@ -916,4 +939,133 @@ impl std::ops::DerefMut for Platform {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.fake
     }
+}
+
+/// Socket inodes among the open descriptors of `pid`.
+pub fn socket_fds(pid: i32) -> std::collections::BTreeSet<u64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Default::default();
+    };
+    dir.flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|t| {
+            let t = t.to_string_lossy().into_owned();
+            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect()
+}
+
+pub fn path_exists(p: &Path) -> bool {
+    p.exists()
+}
+
+/// Whether this test process runs as root (the threat-model tests switch to another
+/// user, which needs it; CI runs as root).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The uid and gid of `nobody`, the other local user of the threat-model tests.
+pub const NOBODY: u32 = 65534;
+
+/// A python3 that the user nobody can run (a pyenv shim under /root is out of its reach).
+fn python_for_nobody() -> String {
+    let mut candidates = vec![
+        "/usr/bin/python3".to_string(),
+        "/usr/local/bin/python3".to_string(),
+    ];
+    if let Ok(out) = Command::new("sh")
+        .args(["-c", "command -v python3"])
+        .output()
+    {
+        candidates.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    candidates
+        .into_iter()
+        .find(|p| {
+            use std::os::unix::process::CommandExt;
+            !p.is_empty()
+                && Command::new(p)
+                    .args(["-c", "pass"])
+                    .uid(NOBODY)
+                    .gid(NOBODY)
+                    .stdin(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+        })
+        .expect("a python3 the user nobody can run (apt-get install python3)")
+}
+
+/// `python3 -c <script> <args>` as the user nobody (uid and gid 65534, no other groups):
+/// the hostile local user. Needs root.
+pub fn as_nobody(script: &str, args: &[&str]) -> Command {
+    use std::os::unix::process::CommandExt;
+    assert!(
+        is_root(),
+        "the threat-model tests act as another local user (setuid 65534) and need root; CI runs as root"
+    );
+    let mut c = Command::new(python_for_nobody());
+    c.arg("-c")
+        .arg(script)
+        .args(args)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .current_dir("/")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs `script` as nobody to completion (bounded to 30 s), asserting it succeeded;
+/// returns its stdout.
+pub fn run_as_nobody(script: &str, args: &[&str]) -> String {
+    let mut child = as_nobody(script, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn python3 as nobody");
+    let end = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("the attacker script did not finish in 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().expect("attacker output");
+    assert!(
+        out.status.success(),
+        "attacker script failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Makes `path` world-traversable (mode 0755), so the user nobody can reach below it.
+pub fn open_up(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// The `Uid:`, `Gid:` and `Groups:` lines of /proc/<pid>/status.
+pub fn ids_of(pid: i32) -> (String, String, String) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    (line("Uid:"), line("Gid:"), line("Groups:"))
 }

@@ -128,7 +128,8 @@ fn hand_over(fd: std::os::fd::BorrowedFd<'_>) {
     }
 }
 
-/// Sets the user and group that own the log files (see [`hand_over`]).
+/// Sets the user and group that own the log files (those made from now on are handed
+/// to them).
 pub fn set_owner(owner: Option<(u32, u32)>) {
     if let Ok(mut o) = OWNER.lock() {
         *o = owner;
